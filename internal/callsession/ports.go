@@ -1,0 +1,89 @@
+package callsession
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps sessions. Implementations must make Create atomic (one winner per reference)
+// and Update a compare-and-set, and must wrap backend failures with ErrStorage.
+type Store interface {
+	// Create stores s unless a session with its reference exists. When one exists it returns
+	// that session and created=false, and s is not written.
+	Create(ctx context.Context, s *Session, ttl time.Duration) (existing *Session, created bool, err error)
+	// Get returns the session or ErrNotFound.
+	Get(ctx context.Context, referenceID string) (*Session, error)
+	// Update reads the session, calls fn on it and writes it back only if nobody changed it
+	// in between, retrying fn on a conflict. An error from fn aborts without writing. It
+	// returns the session as written, or ErrNotFound.
+	Update(ctx context.Context, referenceID string, ttl time.Duration, fn func(*Session) error) (*Session, error)
+	// List returns sessions newest first (DESIGN §4).
+	List(ctx context.Context, q ListQuery) (ListPage, error)
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+}
+
+// ListQuery selects a page of recent sessions.
+type ListQuery struct {
+	Status Status // empty: any
+	Limit  int    // 1..200
+	Cursor string // opaque, from a previous page's NextCursor
+}
+
+// ListPage is one page of recent sessions.
+type ListPage struct {
+	Sessions   []*Session
+	NextCursor string
+}
+
+// SendRequest is what a provider needs to send a link or a code.
+type SendRequest struct {
+	ReferenceID    string
+	PhoneNumber    string // E.164
+	Country        string // ISO 3166 alpha-2, when known
+	Channel        Channel
+	UserID         string
+	Username       string
+	Email          string
+	Locale         string
+	IdempotencyKey string // derived from the session and the send number: same key, same send
+	Resend         bool
+}
+
+// SendResult is the provider's answer to a send.
+type SendResult struct {
+	ProviderRef string    // messageId, challengeId or authenticationId
+	Channel     Channel   // the channel the provider used, when it says
+	ExpiresAt   time.Time // zero when the provider does not say
+	MaxAttempts int       // the provider's own limit on code checks, 0 when it does not say
+}
+
+// CheckOutcome is the provider's verdict on one code.
+type CheckOutcome int
+
+const (
+	CodeAccepted CheckOutcome = iota + 1 // the code is right: verified
+	CodeRejected                         // the code is wrong: the caller may try again
+	CheckFailed                          // the provider has given up on the challenge (too many attempts)
+	CheckExpired                         // the challenge has expired at the provider
+)
+
+// Provider sends a link or a code and, where it has codes, checks them.
+type Provider interface {
+	Name() ProviderName
+	Send(ctx context.Context, req SendRequest) (SendResult, error)
+	// Check verifies a code. Providers without codes (Call Connect) are never asked.
+	Check(ctx context.Context, s *Session, code string) (CheckOutcome, error)
+	// Cancel tells the provider the session is abandoned; providers without a cancel call
+	// return nil.
+	Cancel(ctx context.Context, s *Session) error
+}
+
+// Clock tells the time; tests move it.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns the current time in UTC.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }

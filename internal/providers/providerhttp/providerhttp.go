@@ -1,0 +1,115 @@
+// Package providerhttp is the HTTP plumbing every provider client shares: a pooled client
+// with a deadline, bounded reads of answers, and one classification of failures into
+// callsession.ProviderError kinds (rejected, unavailable, timeout, not found).
+package providerhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// maxAnswer bounds how much of a provider's answer is read: a real one is a few hundred bytes.
+const maxAnswer = 1 << 20
+
+// DefaultTimeout bounds one provider call, so the whole IVR answer fits in 5 s (DESIGN §7).
+const DefaultTimeout = 4 * time.Second
+
+// ErrorDecoder reads a provider's own error form from a non-2xx answer and returns its error
+// code and description (either may be empty).
+type ErrorDecoder func(status int, body []byte) (code, message string)
+
+// Client sends requests to one provider.
+type Client struct {
+	Provider callsession.ProviderName
+	HTTP     *http.Client
+	Timeout  time.Duration
+}
+
+// New returns a Client with a connection pool sized for many concurrent calls.
+func New(provider callsession.ProviderName, timeout time.Duration) *Client {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 1024
+	tr.IdleConnTimeout = 90 * time.Second
+	return &Client{Provider: provider, HTTP: &http.Client{Transport: tr}, Timeout: timeout}
+}
+
+// Do sends req under the client's deadline (or the context's, if sooner) and returns the
+// status and body of a 2xx answer. Any other outcome is a *callsession.ProviderError:
+// a transport failure or 5xx/429 is ProviderUnavailable, a deadline is ProviderTimeout,
+// 404 is ProviderNotFound and any other 4xx is ProviderRejected.
+func (c *Client) Do(req *http.Request, decode ErrorDecoder) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), c.Timeout)
+	defer cancel()
+	resp, err := c.HTTP.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, nil, c.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return resp.StatusCode, nil, c.transportError(ctx, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp.StatusCode, body, nil
+	}
+	perr := &callsession.ProviderError{Provider: c.Provider, HTTPStatus: resp.StatusCode}
+	if decode != nil {
+		perr.Code, perr.Message = decode(resp.StatusCode, body)
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		perr.Kind = callsession.ProviderUnavailable
+		perr.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	case resp.StatusCode >= 500:
+		perr.Kind = callsession.ProviderUnavailable
+	case resp.StatusCode == http.StatusNotFound:
+		perr.Kind = callsession.ProviderNotFound
+	default:
+		perr.Kind = callsession.ProviderRejected
+	}
+	return resp.StatusCode, body, perr
+}
+
+// Malformed reports an answer that came back 2xx but cannot be read: the provider is not
+// behaving, which is unavailability, not the caller's fault.
+func (c *Client) Malformed(err error) error {
+	return &callsession.ProviderError{Provider: c.Provider, Kind: callsession.ProviderUnavailable,
+		Message: "malformed answer", Err: err}
+}
+
+func (c *Client) transportError(ctx context.Context, err error) error {
+	kind := callsession.ProviderUnavailable
+	var nerr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+		(errors.As(err, &nerr) && nerr.Timeout()) {
+		kind = callsession.ProviderTimeout
+	}
+	return &callsession.ProviderError{Provider: c.Provider, Kind: kind, Err: fmt.Errorf("request: %w", err)}
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
