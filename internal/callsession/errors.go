@@ -78,6 +78,8 @@ const (
 	ProviderTimeout
 	// ProviderNotFound: the provider does not know the challenge/authentication any more.
 	ProviderNotFound
+	// ProviderBadDestination: the provider refused the phone number or email as a destination.
+	ProviderBadDestination
 )
 
 // ProviderError is how a Provider reports a failed call.
@@ -102,6 +104,8 @@ func (e *ProviderError) Error() string {
 		msg += "timeout"
 	case ProviderNotFound:
 		msg += "not found"
+	case ProviderBadDestination:
+		msg += "bad destination"
 	}
 	if e.HTTPStatus != 0 {
 		msg += fmt.Sprintf(" (HTTP %d)", e.HTTPStatus)

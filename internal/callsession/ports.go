@@ -87,3 +87,17 @@ type SystemClock struct{}
 
 // Now returns the current time in UTC.
 func (SystemClock) Now() time.Time { return time.Now().UTC() }
+
+// Limiter counts events in a window shared by every replica (DESIGN §7 limits).
+type Limiter interface {
+	// Allow takes one from the budget named key, which holds limit per window. When the
+	// budget is spent it returns false and how long until one is available again.
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (allowed bool, retryAfter time.Duration, err error)
+}
+
+// Deduper remembers keys it has seen, so a repeated delivery (a provider webhook's event id,
+// a platform retry) is applied once.
+type Deduper interface {
+	// FirstSeen records key for ttl and reports whether it was not recorded before.
+	FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
