@@ -17,6 +17,9 @@ type Store interface {
 	// in between, retrying fn on a conflict. An error from fn aborts without writing. It
 	// returns the session as written, or ErrNotFound.
 	Update(ctx context.Context, referenceID string, ttl time.Duration, fn func(*Session) error) (*Session, error)
+	// Delete removes a session (a start refused after its atomic create); a missing one is
+	// not an error.
+	Delete(ctx context.Context, referenceID string) error
 	// List returns sessions newest first (DESIGN §4).
 	List(ctx context.Context, q ListQuery) (ListPage, error)
 	// Ping reports whether the backend answers.

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.RedisURL != "" || c.Session.SessionTTL != time.Hour ||
+		c.Session.DefaultProvider != callsession.ProviderCallConnect || c.CallConnect.BaseURL != "https://us-connect.authsignal.com" ||
+		c.Authsignal.BaseURL != "https://api.authsignal.com/v1" || c.Authsignal.Action != "ivrVerification" ||
+		c.Authentix.BaseURL != "https://api.reach.talkylabs.com/rest/authentix/v1" || c.StartsPerKey != 100 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	l := c.Session.Limits
+	if l.SendsPerSession != 3 || l.SendsPerNumber != 5 || l.NumberWindow != 10*time.Minute || l.CodeAttempts != 5 {
+		t.Fatalf("limits: %+v", l)
+	}
+	if len(c.EnabledProviders()) != 0 {
+		t.Fatal("no credentials, no providers")
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"IVR_BRIDGE_API_KEYS": " k1, k2 ,,", "SESSION_TTL": "30m", "DEFAULT_PROVIDER": "Authsignal",
+		"DEFAULT_COUNTRY": "gbr", "CALLCONNECT_SECRET": "s", "AUTHENTIX_API_USER": "u", "AUTHENTIX_API_KEY": "k",
+		"AUTHENTIX_CONFIGURATION_ID": "CID", "LIMIT_CODE_ATTEMPTS": "0", "REDIS_URL": "redis://127.0.0.1:6379/2",
+		"AUTHSIGNAL_BASE_URL": "https://au.api.authsignal.com/v1/", "LOG_LEVEL": "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.APIKeys, "|") != "k1|k2" || c.Session.SessionTTL != 30*time.Minute ||
+		c.Session.DefaultProvider != callsession.ProviderAuthsignal || c.Session.Limits.CodeAttempts != 0 ||
+		c.Authsignal.BaseURL != "https://au.api.authsignal.com/v1" {
+		t.Fatalf("%+v", c)
+	}
+	if got := c.EnabledProviders(); len(got) != 2 || got[0] != callsession.ProviderCallConnect || got[1] != callsession.ProviderAuthentix {
+		t.Fatalf("enabled %v", got)
+	}
+}
+
+func TestInvalidConfigNamesTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"SESSION_TTL":             {"SESSION_TTL": "soon"},
+		"DEFAULT_PROVIDER":        {"DEFAULT_PROVIDER": "twilio"},
+		"PROVIDER_FALLBACK":       {"PROVIDER_FALLBACK": "nexmo"},
+		"DEFAULT_COUNTRY":         {"DEFAULT_COUNTRY": "Narnia"},
+		"REDIS_URL":               {"REDIS_URL": "http://localhost"},
+		"REDIS_CLUSTER_ADDRS":     {"REDIS_CLUSTER_ADDRS": "a:1,b"},
+		"LIMIT_SENDS_PER_SESSION": {"LIMIT_SENDS_PER_SESSION": "-1"},
+		"LIMIT_SENDS_PER_NUMBER":  {"LIMIT_SENDS_PER_NUMBER": "many"},
+		"CALLCONNECT_BASE_URL":    {"CALLCONNECT_BASE_URL": "ftp://x"},
+		"LOG_LEVEL":               {"LOG_LEVEL": "loud"},
+		"IVR_BRIDGE_PUBLIC_URL":   {"IVR_BRIDGE_PUBLIC_URL": "example.com"},
+		"AUTHENTIX_CODE_LENGTH":   {"AUTHENTIX_CODE_LENGTH": "3"},
+		"PROVIDER_TIMEOUT":        {"PROVIDER_TIMEOUT": "1m"},
+	}
+	for name, m := range cases {
+		_, err := Load(env(m))
+		if err == nil {
+			t.Errorf("%s: accepted %v", name, m)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, name) || strings.Contains(msg, "\n") {
+			t.Errorf("%s: error %q must be one line naming the variable", name, msg)
+		}
+	}
+	if _, err := Load(env(map[string]string{"REDIS_URL": "redis://a:1", "REDIS_CLUSTER_ADDRS": "a:1"})); err == nil {
+		t.Error("REDIS_URL and REDIS_CLUSTER_ADDRS together must be refused")
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	_, err := Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@/nohost", "CALLCONNECT_SECRET": "sk_live_123"}))
+	if err == nil {
+		t.Fatal("a Redis URL without host must be refused")
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "sk_live") {
+		t.Fatalf("error leaks a secret: %v", err)
+	}
+}

@@ -1,0 +1,206 @@
+// Package phone turns what IVR platforms send as the caller's number into E.164, and says
+// why when it cannot: a withheld caller, a number that is not valid, a country code that is
+// not ISO 3166. It also masks numbers for logs. It knows nothing of HTTP or providers.
+package phone
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/biter777/countries"
+	"github.com/nyaruka/phonenumbers"
+)
+
+var (
+	// ErrWithheld: the caller hid the number (or the platform did not get one).
+	ErrWithheld = errors.New("phone: number withheld")
+	// ErrInvalidNumber: the input is not a number, or not a valid one for its region.
+	ErrInvalidNumber = errors.New("phone: invalid number")
+	// ErrInvalidCountry: the country is neither an ISO 3166 alpha-2 nor an alpha-3 code.
+	ErrInvalidCountry = errors.New("phone: invalid country")
+)
+
+// Type is what kind of line a number is, as libphonenumber's metadata says.
+type Type string
+
+const (
+	TypeMobile         Type = "mobile"
+	TypeFixedLine      Type = "fixed_line"
+	TypeFixedOrMobile  Type = "fixed_line_or_mobile"
+	TypeTollFree       Type = "toll_free"
+	TypePremiumRate    Type = "premium_rate"
+	TypeSharedCost     Type = "shared_cost"
+	TypeVoIP           Type = "voip"
+	TypePersonalNumber Type = "personal_number"
+	TypePager          Type = "pager"
+	TypeUAN            Type = "uan"
+	TypeVoicemail      Type = "voicemail"
+	TypeUnknown        Type = "unknown"
+)
+
+var typeNames = map[phonenumbers.PhoneNumberType]Type{
+	phonenumbers.MOBILE:               TypeMobile,
+	phonenumbers.FIXED_LINE:           TypeFixedLine,
+	phonenumbers.FIXED_LINE_OR_MOBILE: TypeFixedOrMobile,
+	phonenumbers.TOLL_FREE:            TypeTollFree,
+	phonenumbers.PREMIUM_RATE:         TypePremiumRate,
+	phonenumbers.SHARED_COST:          TypeSharedCost,
+	phonenumbers.VOIP:                 TypeVoIP,
+	phonenumbers.PERSONAL_NUMBER:      TypePersonalNumber,
+	phonenumbers.PAGER:                TypePager,
+	phonenumbers.UAN:                  TypeUAN,
+	phonenumbers.VOICEMAIL:            TypeVoicemail,
+}
+
+// Number is a valid caller number.
+type Number struct {
+	E164   string // +14155552671
+	Region string // ISO 3166 alpha-2 of the number itself (not of the request), e.g. "US"
+	Type   Type
+}
+
+// CanReceiveSMS reports whether texts (and WhatsApp) can reach the number. Only mobile
+// numbers, and numbering plans that do not tell mobile from fixed (US, CA), qualify: a
+// landline would swallow the message and the caller would wait for nothing.
+func (n Number) CanReceiveSMS() bool {
+	return n.Type == TypeMobile || n.Type == TypeFixedOrMobile
+}
+
+// Region turns an ISO 3166 alpha-2 or alpha-3 code, in any case, into alpha-2. The empty
+// string is no country and is returned as is.
+func Region(country string) (string, error) {
+	c := strings.ToUpper(strings.TrimSpace(country))
+	if c == "" {
+		return "", nil
+	}
+	if len(c) != 2 && len(c) != 3 {
+		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+	}
+	// countries.ByName also takes names and exceptional codes ("UK"); only exact ISO codes
+	// are part of the contract, so the answer must round-trip.
+	code := countries.ByName(c)
+	if !code.IsValid() || (code.Alpha2() != c && code.Alpha3() != c) {
+		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+	}
+	return code.Alpha2(), nil
+}
+
+// withheldNames are what platforms put in the caller field when the caller hid the number.
+var withheldNames = map[string]bool{
+	"": true, "anonymous": true, "restricted": true, "unknown": true, "private": true,
+	"unavailable": true, "withheld": true, "blocked": true,
+}
+
+// twilioWithheld are the numbers Twilio puts in From for a hidden caller: the keypad
+// spellings of ANONYMOUS, RESTRICTED, BLOCKED and UNKNOWN.
+var twilioWithheld = map[string]bool{
+	"+266696687": true, "+7378742833": true, "+2562533": true, "+8656696": true,
+}
+
+// Parse normalizes a caller number given in any of the forms of DESIGN §5: E.164, national
+// format with country (alpha-2 or alpha-3), international digits without "+", tel: and
+// sip: URIs. country may be empty when the number is international.
+func Parse(raw, country string) (Number, error) {
+	region, err := Region(country)
+	if err != nil {
+		return Number{}, err
+	}
+	s := uriUser(strings.TrimSpace(raw))
+	if withheldNames[strings.ToLower(s)] {
+		return Number{}, ErrWithheld
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r > 0x7e || r < 0x20 }) || len(s) > 64 {
+		return Number{}, ErrInvalidNumber
+	}
+	digits := digitsOf(s)
+	if strings.HasPrefix(s, "+") && twilioWithheld["+"+digits] {
+		return Number{}, ErrWithheld
+	}
+	if digits == "" {
+		return Number{}, ErrInvalidNumber
+	}
+	if strings.HasPrefix(s, "+") {
+		return parseValid(s, region)
+	}
+	if region == "" && strings.HasPrefix(digits, "00") {
+		return parseValid("+"+digits[2:], "") // the international prefix most of the world dials
+	}
+	// Without "+", a national number for the region is the likelier reading; when that is
+	// not valid (or there is no region) it may be international digits, as Vonage sends.
+	if region != "" {
+		if n, err := parseValid(s, region); err == nil {
+			return n, nil
+		}
+	}
+	return parseValid("+"+digits, "")
+}
+
+func parseValid(s, region string) (Number, error) {
+	pn, err := phonenumbers.Parse(s, region)
+	if err != nil || !phonenumbers.IsValidNumber(pn) {
+		return Number{}, ErrInvalidNumber
+	}
+	t, ok := typeNames[phonenumbers.GetNumberType(pn)]
+	if !ok {
+		t = TypeUnknown
+	}
+	return Number{
+		E164:   phonenumbers.Format(pn, phonenumbers.E164),
+		Region: phonenumbers.GetRegionCodeForNumber(pn),
+		Type:   t,
+	}, nil
+}
+
+// uriUser takes the number out of a tel: or sip: URI ("<sip:+1415…@host;user=phone>",
+// "tel:+1-415-555-2671;phone-context=…"); anything else is returned unchanged.
+func uriUser(s string) string {
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '>'); j > 0 {
+			s = s[i+1 : i+j]
+		}
+	}
+	lower := strings.ToLower(s)
+	for _, scheme := range []string{"tel:", "sip:", "sips:"} {
+		if strings.HasPrefix(lower, scheme) {
+			s = s[len(scheme):]
+			if i := strings.IndexByte(s, '@'); i >= 0 {
+				s = s[:i]
+			}
+			if i := strings.IndexByte(s, ';'); i >= 0 {
+				s = s[:i]
+			}
+			return strings.TrimSpace(s)
+		}
+	}
+	return s
+}
+
+func digitsOf(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Mask hides a number for logs: only its last four digits show, and the length does not.
+// A string with four digits or fewer is hidden entirely.
+func Mask(s string) string {
+	d := digitsOf(s)
+	if len(d) <= 4 {
+		return "***"
+	}
+	return "***" + d[len(d)-4:]
+}
+
+// MaskEmail hides an address for logs: the first letter of the local part and the domain.
+func MaskEmail(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 {
+		return "***"
+	}
+	return email[:1] + "***" + email[at:]
+}
