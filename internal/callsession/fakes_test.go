@@ -217,3 +217,21 @@ func (l *fakeLimiter) Allow(_ context.Context, key string, limit int, _ time.Dur
 	l.count[key]++
 	return true, 0, nil
 }
+
+// recordingPublisher keeps every published session's reference and status.
+type recordingPublisher struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, s *Session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, s.ReferenceID+":"+string(s.Status))
+}
+
+func (p *recordingPublisher) all() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen...)
+}

@@ -104,3 +104,10 @@ type Deduper interface {
 	// FirstSeen records key for ttl and reports whether it was not recorded before.
 	FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error)
 }
+
+// Publisher tells watchers (agent desktops, connected to any replica) that a session changed.
+// Publishing is best effort: a lost notice delays a screen, it must never fail a call, so
+// Publish reports nothing and implementations log their own failures.
+type Publisher interface {
+	Publish(ctx context.Context, s *Session)
+}

@@ -57,12 +57,13 @@ func (c *Config) setDefaults() {
 // Service runs call sessions: starts them at a provider, checks codes, resends, cancels and
 // applies provider outcomes, keeping every change in the Store.
 type Service struct {
-	cfg       Config
-	store     Store
-	providers map[ProviderName]Provider
-	limiter   Limiter
-	clock     Clock
-	log       *slog.Logger
+	cfg        Config
+	store      Store
+	providers  map[ProviderName]Provider
+	limiter    Limiter
+	clock      Clock
+	log        *slog.Logger
+	publishers []Publisher
 }
 
 // Option changes a Service's collaborators; tests use it for fakes.
@@ -76,6 +77,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // WithLimiter sets the limiter for the per-number send limit.
 func WithLimiter(l Limiter) Option { return func(s *Service) { s.limiter = l } }
+
+// WithPublisher adds a place where every written change of a session is announced (live
+// events, metrics); it may be given several times.
+func WithPublisher(p Publisher) Option {
+	return func(s *Service) { s.publishers = append(s.publishers, p) }
+}
 
 // NewService returns a Service over store with the enabled providers (a provider whose
 // credentials are missing is simply not passed: starting a session with it is
@@ -281,6 +288,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 		}
 		return StartResult{}, err
 	}
+	s.publish(ctx, sess)
 	s.log.InfoContext(ctx, "session created", "reference_id", sess.ReferenceID, "provider", sess.Provider,
 		"channel", sess.Channel, "phone", phone.Mask(sess.PhoneNumber))
 
@@ -518,7 +526,19 @@ func (s *Service) update(ctx context.Context, ref string, fn func(*Session) erro
 		}
 		return nil, storageError(err)
 	}
+	s.publish(ctx, out)
 	return out, nil
+}
+
+// publish announces a written session, without the caller's context deadline: the write
+// happened, so its notice should go out even if the request is ending.
+func (s *Service) publish(ctx context.Context, sess *Session) {
+	if sess == nil {
+		return
+	}
+	for _, p := range s.publishers {
+		p.Publish(context.WithoutCancel(ctx), sess)
+	}
 }
 
 func storageError(err error) error {

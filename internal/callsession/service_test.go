@@ -18,6 +18,7 @@ type harness struct {
 	cc, as  *fakeProvider
 	ax      *fakeProvider
 	limiter *fakeLimiter
+	pub     *recordingPublisher
 }
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
@@ -25,7 +26,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	h := &harness{
 		store: newMemStore(), clock: &fakeClock{now: time.Date(2026, 11, 24, 18, 5, 0, 0, time.UTC)},
 		cc: newFakeProvider(ProviderCallConnect), as: newFakeProvider(ProviderAuthsignal), ax: newFakeProvider(ProviderAuthentix),
-		limiter: &fakeLimiter{},
+		limiter: &fakeLimiter{}, pub: &recordingPublisher{},
 	}
 	cfg := Config{Limits: Limits{SendsPerSession: 3, SendsPerNumber: 5, NumberWindow: 10 * time.Minute, CodeAttempts: 5},
 		ProviderTimeout: 200 * time.Millisecond}
@@ -33,7 +34,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	h.svc = NewService(cfg, h.store, []Provider{h.cc, h.as, h.ax}, WithClock(h.clock),
-		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithLimiter(h.limiter))
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithLimiter(h.limiter), WithPublisher(h.pub))
 	return h
 }
 
@@ -521,5 +522,36 @@ func TestStalePendingBecomesError(t *testing.T) {
 	h.clock.Advance(time.Minute)
 	if s, err = h.svc.Get(context.Background(), "stuck"); err != nil || s.Status != StatusError {
 		t.Fatalf("%v %+v", err, s)
+	}
+}
+
+func TestEveryWrittenChangeIsPublished(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	r := usMobile
+	r.Provider = ProviderAuthsignal
+	if _, err := h.svc.Start(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Start(ctx, r); err != nil { // a repeat writes nothing
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Cancel(ctx, r.ReferenceID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Cancel(ctx, r.ReferenceID); err != nil { // already cancelled: no write
+		t.Fatal(err)
+	}
+	want := "CA123:pending,CA123:sent,CA123:cancelled"
+	if got := strings.Join(h.pub.all(), ","); got != want {
+		t.Fatalf("published %s, want %s", got, want)
+	}
+	// A refused start publishes nothing.
+	bad := StartRequest{ReferenceID: "CA999", PhoneNumber: "anonymous"}
+	if _, err := h.svc.Start(ctx, bad); err == nil {
+		t.Fatal("withheld start accepted")
+	}
+	if got := strings.Join(h.pub.all(), ","); got != want {
+		t.Fatalf("published %s after a refused start", got)
 	}
 }

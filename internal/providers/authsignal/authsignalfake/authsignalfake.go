@@ -107,6 +107,7 @@ type Fake struct {
 	byID        map[string]*challenge
 	byKey       map[string]*challenge // action + "\x00" + idempotencyKey
 	maxAttempts int
+	ttl         time.Duration
 }
 
 // New starts an Authsignal Server API that accepts secret as its secret key, under /v1
@@ -115,7 +116,7 @@ func New(secret string) *Fake { return NewWithPrefix(secret, Prefix) }
 
 // NewWithPrefix starts one under another path prefix.
 func NewWithPrefix(secret, prefix string) *Fake {
-	f := &Fake{byID: map[string]*challenge{}, byKey: map[string]*challenge{}, maxAttempts: DefaultMaxAttempts}
+	f := &Fake{byID: map[string]*challenge{}, byKey: map[string]*challenge{}, maxAttempts: DefaultMaxAttempts, ttl: ChallengeTTL}
 	f.Server = apifake.New(secret, prefix, map[string]apifake.Endpoint{ChallengePath: f.challenge, VerifyPath: f.verify})
 	return f
 }
@@ -182,6 +183,13 @@ func (f *Fake) SetMaxAttempts(n int) {
 	f.maxAttempts = n
 }
 
+// SetChallengeTTL sets how long new challenges live (ChallengeTTL by default).
+func (f *Fake) SetChallengeTTL(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ttl = d
+}
+
 func (f *Fake) challenge(raw []byte) apifake.Answer {
 	var b ChallengeBody
 	if err := apifake.DecodeJSON(raw, &b); err != nil {
@@ -220,7 +228,7 @@ func (f *Fake) challenge(raw []byte) apifake.Answer {
 		}
 	}
 	c := &challenge{id: apifake.NewID(), key: b.IdempotencyKey, action: b.Action, method: b.VerificationMethod,
-		phone: b.PhoneNumber, email: b.Email, code: newCode(), expiresAt: time.Now().Add(ChallengeTTL)}
+		phone: b.PhoneNumber, email: b.Email, code: newCode(), expiresAt: time.Now().Add(f.ttl)}
 	if c.key == "" {
 		c.key = apifake.NewID()
 	}

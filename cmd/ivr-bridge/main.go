@@ -1,0 +1,116 @@
+// Command ivr-bridge runs the bridge between IVR platforms and caller-verification
+// providers. It only wires: configuration → dependencies → server → graceful shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/app"
+	"github.com/ivr-bridge/ivr-bridge/internal/config"
+	"github.com/ivr-bridge/ivr-bridge/internal/logging"
+)
+
+func main() {
+	checkOnly := flag.Bool("check-config", false, "validate the configuration from the environment and exit")
+	flag.Parse()
+
+	cfg, err := config.Load(os.Getenv)
+	if err == nil {
+		_, err = app.Providers(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ivr-bridge:", err)
+		os.Exit(2)
+	}
+	if *checkOnly {
+		fmt.Println("ivr-bridge: configuration is valid")
+		return
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel)
+	if err := run(cfg, log); err != nil {
+		log.Error("ivr-bridge stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg config.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch {
+	case a.Embedded:
+		log.Warn("using the embedded in-memory Redis (miniredis): sessions are lost at exit; set REDIS_URL for a real one")
+	case len(cfg.RedisClusterAddrs) > 0:
+		log.Info("using Redis Cluster", "seeds", len(cfg.RedisClusterAddrs))
+	default:
+		log.Info("using Redis", "url", redactURL(cfg.RedisURL))
+	}
+	enabled := cfg.EnabledProviders()
+	if len(enabled) == 0 {
+		log.Warn("no provider has credentials: every start will answer provider_unavailable")
+	}
+	log.Info("providers", "enabled", enabled, "default", cfg.Session.DefaultProvider, "fallback", cfg.Session.Fallback)
+	if len(cfg.APIKeys) == 0 {
+		log.Warn("IVR_BRIDGE_API_KEYS is empty: the /v1/sessions API is open to anyone who can reach it")
+	}
+
+	hs := &http.Server{Addr: cfg.Addr, Handler: a.Handler, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 0, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 2)
+	go func() {
+		log.Info("listening", "addr", cfg.Addr)
+		errc <- hs.ListenAndServe()
+	}()
+	var ms *http.Server
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.Metrics)
+		ms = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			log.Info("metrics listening", "addr", cfg.MetricsAddr)
+			errc <- ms.ListenAndServe()
+		}()
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if ms != nil {
+		_ = ms.Shutdown(sctx)
+	}
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// redactURL drops the password of a Redis URL for the log.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable)"
+}

@@ -1,0 +1,116 @@
+// Package app wires ivr-bridge together: configuration in, an HTTP handler out. The command
+// and the end-to-end tests build the service the same way, through New, so what is tested is
+// what runs.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/config"
+	"github.com/ivr-bridge/ivr-bridge/internal/httpapi"
+	"github.com/ivr-bridge/ivr-bridge/internal/metrics"
+	"github.com/ivr-bridge/ivr-bridge/internal/providers/authentix"
+	"github.com/ivr-bridge/ivr-bridge/internal/providers/authsignal"
+	"github.com/ivr-bridge/ivr-bridge/internal/providers/callconnect"
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
+	authsignalhook "github.com/ivr-bridge/ivr-bridge/internal/webhooks/authsignal"
+)
+
+// App is a wired service.
+type App struct {
+	Handler http.Handler
+	// Metrics serves /metrics; it is also on Handler unless IVR_BRIDGE_METRICS_ADDR asks for
+	// a listener of its own.
+	Metrics  http.Handler
+	Service  *callsession.Service
+	Store    *store.Redis
+	Embedded bool // the store is the in-process miniredis
+	close    func() error
+}
+
+// Close releases the store connection (and stops the embedded Redis).
+func (a *App) Close() error { return a.close() }
+
+// Option adjusts the wiring, for tests.
+type Option func(*options)
+
+type options struct {
+	clock     callsession.Clock
+	storeOpts []store.Option
+}
+
+// WithClock replaces the system clock.
+func WithClock(c callsession.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithStoreOptions passes options to the Redis store (a key prefix, in tests sharing a Redis).
+func WithStoreOptions(opts ...store.Option) Option {
+	return func(o *options) { o.storeOpts = append(o.storeOpts, opts...) }
+}
+
+// New opens the store, builds the provider clients and the HTTP server.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	o := options{clock: callsession.SystemClock{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	providers, err := Providers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	for i, p := range providers {
+		providers[i] = m.Provider(p)
+	}
+	backend, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs})
+	if err != nil {
+		return nil, fmt.Errorf("opening Redis: %w", err)
+	}
+	rs := store.NewRedis(backend.Client, o.storeOpts...)
+	svc := callsession.NewService(cfg.Session, rs, providers,
+		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
+		callsession.WithPublisher(m))
+	adapters := []httpapi.Adapter{
+		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
+	}
+	if cfg.MetricsAddr == "" {
+		adapters = append(adapters, m)
+	}
+	srv := httpapi.New(httpapi.Deps{
+		Service: svc, Store: rs, Limiter: rs, Logger: log,
+		APIKeys: cfg.APIKeys, StartsPerKey: cfg.StartsPerKey,
+		Middleware: []echo.MiddlewareFunc{m.Middleware},
+		Adapters:   adapters,
+	})
+	return &App{Handler: srv.Echo, Metrics: m.Handler(), Service: svc, Store: rs, Embedded: backend.Embedded, close: backend.Close}, nil
+}
+
+// Providers makes a client for every provider whose credentials are given. A configuration
+// error (an Authentix template map that is not JSON) is reported before anything starts.
+func Providers(cfg config.Config) ([]callsession.Provider, error) {
+	timeout := cfg.Session.ProviderTimeout
+	var out []callsession.Provider
+	if cfg.CallConnect.Enabled() {
+		out = append(out, callconnect.New(callconnect.Config{BaseURL: cfg.CallConnect.BaseURL, Secret: cfg.CallConnect.Secret, Timeout: timeout}))
+	}
+	if cfg.Authsignal.Enabled() {
+		out = append(out, authsignal.New(authsignal.Config{BaseURL: cfg.Authsignal.BaseURL, Secret: cfg.Authsignal.Secret,
+			Action: cfg.Authsignal.Action, Timeout: timeout}))
+	}
+	if cfg.Authentix.Enabled() {
+		a := cfg.Authentix
+		p, err := authentix.New(authentix.Config{BaseURL: a.BaseURL, APIUser: a.APIUser, APIKey: a.APIKey,
+			ConfigurationID: a.ConfigurationID, ServiceName: a.ServiceName, TemplateID: a.TemplateID,
+			TemplateDataMap: a.TemplateDataMap, PaymentInfo: a.Payment, CodeLength: a.CodeLength, Timeout: timeout})
+		if err != nil {
+			return nil, fmt.Errorf("config: AUTHENTIX: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

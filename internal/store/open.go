@@ -1,0 +1,134 @@
+// Package store keeps call sessions in Redis: it implements callsession's Store, Limiter and
+// Deduper with go-redis's UniversalClient, so one server and a Redis Cluster are served by
+// the same code (every multi-key operation stays within one hash slot). With no Redis
+// configured, Open starts an embedded miniredis.
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// Options say which Redis to use.
+type Options struct {
+	URL          string   // redis:// or rediss://; empty with no ClusterAddrs: embedded miniredis
+	ClusterAddrs []string // seeds of a Redis Cluster, instead of URL
+}
+
+// Backend is an open Redis.
+type Backend struct {
+	Client   redis.UniversalClient
+	Embedded bool // the in-process miniredis: data is lost at exit
+	close    func() error
+}
+
+// Close closes the client (and stops the embedded server).
+func (b *Backend) Close() error { return b.close() }
+
+// Short network timeouts: a call is on the line, and a Redis that does not answer must turn
+// into a quick 503 storage_unavailable, not a request hanging past the IVR's deadline.
+const (
+	dialTimeout = 2 * time.Second
+	ioTimeout   = time.Second
+)
+
+// Open connects to the Redis of opts. It fails only on a configuration error; a Redis that
+// is down is reported by Ping (and /readyz) and reconnected to when it is back.
+func Open(ctx context.Context, opts Options) (*Backend, error) {
+	// go-redis prints connection trouble with the standard logger, in plain text and with
+	// addresses; the same failures reach us as errors, which are logged as JSON where they
+	// matter (and a log line that is not JSON breaks log pipelines).
+	redis.SetLogger(quietLogger{})
+	switch {
+	case len(opts.ClusterAddrs) > 0:
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs,
+			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
+			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+		return &Backend{Client: c, close: c.Close}, nil
+	case opts.URL != "":
+		o, err := redis.ParseURL(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		if o.DialTimeout == 0 {
+			o.DialTimeout = dialTimeout
+		}
+		if o.ReadTimeout == 0 {
+			o.ReadTimeout = ioTimeout
+		}
+		if o.WriteTimeout == 0 {
+			o.WriteTimeout = ioTimeout
+		}
+		if o.MaxRetries == 0 {
+			o.MaxRetries = 1
+		}
+		if o.DialerRetries == 0 {
+			o.DialerRetries, o.DialerRetryTimeout = 1, 50*time.Millisecond
+		}
+		c := redis.NewClient(o)
+		return &Backend{Client: c, close: c.Close}, nil
+	}
+	return openEmbedded()
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// openEmbedded starts miniredis. miniredis never expires keys on its own (its clock moves only
+// when told), so a goroutine moves it with the real clock: TTLs then behave as on Redis.
+func openEmbedded() (*Backend, error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return nil, fmt.Errorf("starting the embedded Redis: %w", err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		advanceClock(mr, stop, 100*time.Millisecond)
+	}()
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
+	var once sync.Once
+	closeAll := func() error {
+		var err error
+		once.Do(func() {
+			close(stop)
+			wg.Wait()
+			err = c.Close()
+			mr.Close()
+		})
+		return err
+	}
+	return &Backend{Client: c, Embedded: true, close: closeAll}, nil
+}
+
+// advanceClock fast-forwards mr by the real time elapsed, every tick, until stop closes.
+func advanceClock(mr *miniredis.Miniredis, stop <-chan struct{}, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			mr.FastForward(now.Sub(last))
+			mr.SetTime(now)
+			last = now
+		}
+	}
+}
+
+// storageErr wraps a backend failure so the domain answers storage_unavailable.
+func storageErr(op string, err error) error {
+	return fmt.Errorf("redis %s: %w: %w", op, callsession.ErrStorage, err)
+}

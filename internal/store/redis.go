@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// DefaultPrefix starts every key the store writes.
+const DefaultPrefix = "ivr:"
+
+// Redis is the Redis-backed Store, Limiter and Deduper.
+//
+// Layout: a session is one hash `<prefix>{<ref>}` with its JSON (`d`) and a version (`v`) for
+// compare-and-set, carrying the session TTL; the hash tag keeps everything of a session on one
+// cluster slot. `<prefix>index` is a sorted set of references by creation time for the list;
+// it is a single key, so it is written with its own commands, never in a script with a
+// session key (which a cluster would refuse).
+type Redis struct {
+	c       redis.UniversalClient
+	prefix  string
+	limiter *redis_rate.Limiter
+}
+
+// Option adjusts a Redis store.
+type Option func(*Redis)
+
+// WithPrefix sets the key prefix (tests sharing one Redis give each run its own).
+func WithPrefix(p string) Option { return func(r *Redis) { r.prefix = p } }
+
+// NewRedis returns the store over c.
+func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
+	r := &Redis{c: c, prefix: DefaultPrefix, limiter: redis_rate.NewLimiter(c)}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Client is the underlying client (live events share it).
+func (r *Redis) Client() redis.UniversalClient { return r.c }
+
+// Prefix is the key prefix in use.
+func (r *Redis) Prefix() string { return r.prefix }
+
+func (r *Redis) key(ref string) string { return r.prefix + "{" + ref + "}" }
+func (r *Redis) indexKey() string      { return r.prefix + "index" }
+
+// createScript writes the session unless one exists, and answers the existing one.
+var createScript = redis.NewScript(`
+local d = redis.call('HGET', KEYS[1], 'd')
+if d then return {0, d} end
+redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1}
+`)
+
+// indexScript adds a reference to the list index (NX: a repeat keeps its place) and keeps
+// the index bounded: entries created two TTLs ago belong to sessions that are gone unless
+// updated all along (List drops those lazily), and the index key itself lives as long as the
+// longest session just indexed, only ever extended, so it vanishes when sessions stop.
+var indexScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local t = redis.call('PTTL', KEYS[1])
+if t == -1 or t < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+`)
+
+// casScript writes the session only if its version is still the one read.
+var casScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', tonumber(v) + 1, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// Create implements callsession.Store.
+func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Duration) (*callsession.Session, bool, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, false, fmt.Errorf("encoding session: %w", err)
+	}
+	// Indexed first, NX: a repeated start keeps the first position, and a create that fails
+	// after this leaves only an index entry that List drops.
+	now := s.CreatedAt
+	if err := indexScript.Run(ctx, r.c, []string{r.indexKey()}, now.UnixMilli(), s.ReferenceID,
+		now.Add(-2*ttl).UnixMilli(), (2 * ttl).Milliseconds()).Err(); err != nil {
+		return nil, false, storageErr("index", err)
+	}
+	res, err := createScript.Run(ctx, r.c, []string{r.key(s.ReferenceID)}, data, ttl.Milliseconds()).Slice()
+	if err != nil {
+		return nil, false, storageErr("create", err)
+	}
+	if created, _ := res[0].(int64); created == 1 {
+		return nil, true, nil
+	}
+	existing, err := decode(res[1])
+	if err != nil {
+		return nil, false, err
+	}
+	return existing, false, nil
+}
+
+func decode(v any) (*callsession.Session, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("%w: session data of type %T", callsession.ErrStorage, v)
+	}
+	var out callsession.Session
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("%w: decoding session: %v", callsession.ErrStorage, err)
+	}
+	return &out, nil
+}
+
+// read returns the session and its version.
+func (r *Redis) read(ctx context.Context, ref string) (*callsession.Session, string, error) {
+	vals, err := r.c.HMGet(ctx, r.key(ref), "v", "d").Result()
+	if err != nil {
+		return nil, "", storageErr("get", err)
+	}
+	if vals[0] == nil || vals[1] == nil {
+		return nil, "", callsession.ErrNotFound
+	}
+	s, err := decode(vals[1])
+	if err != nil {
+		return nil, "", err
+	}
+	v, _ := vals[0].(string)
+	return s, v, nil
+}
+
+// Get implements callsession.Store.
+func (r *Redis) Get(ctx context.Context, ref string) (*callsession.Session, error) {
+	s, _, err := r.read(ctx, ref)
+	return s, err
+}
+
+// maxCASRetries bounds Update's retries; each conflict means another writer made progress.
+const maxCASRetries = 50
+
+// Update implements callsession.Store: optimistic compare-and-set on the version.
+func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn func(*callsession.Session) error) (*callsession.Session, error) {
+	for attempt := 0; attempt < maxCASRetries; attempt++ {
+		cur, version, err := r.read(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(cur); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(cur)
+		if err != nil {
+			return nil, fmt.Errorf("encoding session: %w", err)
+		}
+		res, err := casScript.Run(ctx, r.c, []string{r.key(ref)}, version, data, ttl.Milliseconds()).Int64()
+		if err != nil {
+			return nil, storageErr("update", err)
+		}
+		switch res {
+		case 1:
+			return cur, nil
+		case -1:
+			return nil, callsession.ErrNotFound
+		}
+		// Lost the race: back off a little, with jitter so contenders spread out.
+		select {
+		case <-ctx.Done():
+			return nil, storageErr("update", ctx.Err())
+		case <-time.After(time.Duration(rand.IntN(1000*(attempt+1))) * time.Microsecond):
+		}
+	}
+	return nil, fmt.Errorf("%w: update of %q kept conflicting", callsession.ErrStorage, ref)
+}
+
+// Delete implements callsession.Store.
+func (r *Redis) Delete(ctx context.Context, ref string) error {
+	if err := r.c.Del(ctx, r.key(ref)).Err(); err != nil {
+		return storageErr("delete", err)
+	}
+	if err := r.c.ZRem(ctx, r.indexKey(), ref).Err(); err != nil {
+		return storageErr("delete", err)
+	}
+	return nil
+}
+
+// Ping implements callsession.Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return storageErr("ping", err)
+	}
+	return nil
+}
+
+// ErrBadCursor is List's answer to a cursor it did not make.
+var ErrBadCursor = errors.New("cursor is not valid")
+
+// cursor is the position after the last session of a page: its creation score and reference
+// (references break ties between sessions created in the same millisecond).
+type cursor struct {
+	score int64
+	ref   string
+}
+
+func (c cursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.score, 10) + ":" + c.ref))
+}
+
+func parseCursor(s string) (cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, ErrBadCursor
+	}
+	score, ref, ok := strings.Cut(string(raw), ":")
+	n, err := strconv.ParseInt(score, 10, 64)
+	if !ok || err != nil || ref == "" {
+		return cursor{}, ErrBadCursor
+	}
+	return cursor{score: n, ref: ref}, nil
+}
+
+// listScanLimit bounds the index entries one List reads, so a filter that matches nothing
+// cannot make one request walk the whole index; the page then ends early with a cursor.
+const listScanLimit = 2000
+
+// List implements callsession.Store: newest first, by the index. Sessions created after a
+// cursor was issued sort before it, so paging neither repeats nor skips.
+func (r *Redis) List(ctx context.Context, q callsession.ListQuery) (callsession.ListPage, error) {
+	after := cursor{score: -1}
+	max := "+inf"
+	if q.Cursor != "" {
+		c, err := parseCursor(q.Cursor)
+		if err != nil {
+			return callsession.ListPage{}, err
+		}
+		after, max = c, strconv.FormatInt(c.score, 10)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	var page callsession.ListPage
+	var last cursor
+	scanned, offset := 0, int64(0)
+	batch := int64(limit + 20)
+	for scanned < listScanLimit {
+		entries, err := r.c.ZRevRangeByScoreWithScores(ctx, r.indexKey(), &redis.ZRangeBy{
+			Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
+		if err != nil {
+			return callsession.ListPage{}, storageErr("list", err)
+		}
+		offset += int64(len(entries))
+		if max == "+inf" && len(entries) > 0 {
+			// Pin the top: sessions created while this page is read must not shift offsets.
+			max = strconv.FormatInt(int64(entries[0].Score), 10)
+		}
+		var refs []string
+		var scores []int64
+		for _, z := range entries {
+			ref, _ := z.Member.(string)
+			score := int64(z.Score)
+			if after.score >= 0 && score == after.score && ref >= after.ref {
+				continue // at or before the cursor in this order
+			}
+			refs, scores = append(refs, ref), append(scores, score)
+		}
+		sessions, err := r.getMany(ctx, refs)
+		if err != nil {
+			return callsession.ListPage{}, err
+		}
+		for i, s := range sessions {
+			scanned++
+			last = cursor{score: scores[i], ref: refs[i]}
+			if s == nil {
+				continue
+			}
+			if q.Status != "" && s.Status != q.Status {
+				continue
+			}
+			page.Sessions = append(page.Sessions, s)
+			if len(page.Sessions) == limit {
+				page.NextCursor = last.String()
+				return page, nil
+			}
+		}
+		if int64(len(entries)) < batch {
+			return page, nil // the index is exhausted
+		}
+	}
+	page.NextCursor = last.String()
+	return page, nil
+}
+
+// getMany reads sessions in one round trip; a missing (expired) one is nil and leaves the
+// index.
+func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Session, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	pipe := r.c.Pipeline()
+	cmds := make([]*redis.StringCmd, len(refs))
+	for i, ref := range refs {
+		cmds[i] = pipe.HGet(ctx, r.key(ref), "d")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, storageErr("list", err)
+	}
+	out := make([]*callsession.Session, len(refs))
+	var gone []any
+	for i, cmd := range cmds {
+		data, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			gone = append(gone, refs[i])
+			continue
+		}
+		if err != nil {
+			return nil, storageErr("list", err)
+		}
+		if out[i], err = decode(data); err != nil {
+			return nil, err
+		}
+	}
+	if len(gone) > 0 {
+		_ = r.c.ZRem(ctx, r.indexKey(), gone...).Err() // lazily; the next List retries
+	}
+	return out, nil
+}
+
+// Allow implements callsession.Limiter with GCRA (redis_rate): limit events per window, and
+// at most limit at once. A limit of 0 or less is no limit.
+func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
+	if limit <= 0 {
+		return true, 0, nil
+	}
+	res, err := r.limiter.Allow(ctx, r.prefix+"limit:"+key, redis_rate.Limit{Rate: limit, Burst: limit, Period: window})
+	if err != nil {
+		return false, 0, storageErr("limit", err)
+	}
+	if res.Allowed > 0 {
+		return true, 0, nil
+	}
+	return false, res.RetryAfter, nil
+}
+
+// FirstSeen implements callsession.Deduper.
+func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := r.c.SetNX(ctx, r.prefix+"seen:"+key, 1, ttl).Result()
+	if err != nil {
+		return false, storageErr("dedup", err)
+	}
+	return ok, nil
+}

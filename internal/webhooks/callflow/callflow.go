@@ -1,0 +1,189 @@
+// Package callflow is what every IVR platform adapter does with a call, whatever its wire
+// format: start a verification for the caller, check the digits they keyed in, read the
+// state. Each step ends in a Result that says what the caller should hear next, so Twilio's
+// TwiML, Vonage's NCCO and the flat maps of Connect and Genesys all tell the same story.
+package callflow
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// Service is the part of callsession.Service the platforms drive.
+type Service interface {
+	Start(ctx context.Context, r callsession.StartRequest) (callsession.StartResult, error)
+	SubmitCode(ctx context.Context, ref, code string) (*callsession.Session, error)
+	Get(ctx context.Context, ref string) (*callsession.Session, error)
+}
+
+// Step is where the call stands, from the caller's side.
+type Step string
+
+const (
+	StepEnterCode Step = "enter_code" // a code was sent: ask for it
+	StepLinkSent  Step = "link_sent"  // a Call Connect link was sent: nothing to key in
+	StepRetry     Step = "retry"      // the code was wrong: ask again
+	StepVerified  Step = "verified"
+	StepFailed    Step = "failed"    // attempts ran out, or the provider says so
+	StepExpired   Step = "expired"   // too late
+	StepCancelled Step = "cancelled" // the session was cancelled
+	StepWaiting   Step = "waiting"   // the provider call is still under way
+	StepRefused   Step = "refused"   // the caller cannot be verified this way (Code says why)
+	StepError     Step = "error"     // the bridge or the provider failed (Code says which)
+)
+
+// Final reports whether nothing more can happen on the call's verification.
+func (s Step) Final() bool {
+	switch s {
+	case StepVerified, StepFailed, StepExpired, StepCancelled, StepRefused, StepError:
+		return true
+	}
+	return false
+}
+
+// Result is the outcome of one step.
+type Result struct {
+	Step    Step
+	Session *callsession.Session // nil when there is none (a refused start)
+	Code    callsession.Code     // the DESIGN §7 code for StepRefused and StepError
+	Message string               // safe to show (no number, no code)
+}
+
+// AttemptsLeft is how many more codes the caller may key in, -1 when unknown.
+func (r Result) AttemptsLeft() int {
+	if r.Session == nil || r.Session.MaxAttempts == 0 {
+		return -1
+	}
+	if n := r.Session.MaxAttempts - r.Session.Attempts; n > 0 {
+		return n
+	}
+	return 0
+}
+
+// FieldNames lists every key Fields may hold. The flat-map platforms' shipped contracts
+// (Genesys' output schema) are tested against it, so add a key here when Fields gains one.
+var FieldNames = []string{"step", "error", "message", "referenceId", "status", "provider", "channel", "attempts", "attemptsLeft"}
+
+// Fields is the result as a flat map of strings, the form Connect and Genesys need.
+func (r Result) Fields() map[string]string {
+	m := map[string]string{"step": string(r.Step)}
+	if r.Code != "" {
+		m["error"] = string(r.Code)
+		m["message"] = r.Message
+	}
+	if s := r.Session; s != nil {
+		m["referenceId"] = s.ReferenceID
+		m["status"] = string(s.Status)
+		m["provider"] = string(s.Provider)
+		m["channel"] = string(s.Channel)
+		m["attempts"] = strconv.Itoa(s.Attempts)
+		if n := r.AttemptsLeft(); n >= 0 {
+			m["attemptsLeft"] = strconv.Itoa(n)
+		}
+	}
+	return m
+}
+
+// Flow runs the steps on a Service.
+type Flow struct{ Service Service }
+
+// Start starts the verification of a call. A duplicate delivery of the platform's webhook is
+// the same start again: the service answers the existing session without a second send.
+func (f Flow) Start(ctx context.Context, r callsession.StartRequest) Result {
+	res, err := f.Service.Start(ctx, r)
+	if err != nil {
+		return fromError(err)
+	}
+	return fromSession(res.Session, false)
+}
+
+// Code checks the digits the caller keyed in.
+func (f Flow) Code(ctx context.Context, ref, digits string) Result {
+	if !callsession.ValidCode(digits) {
+		// Nothing a provider could accept: the caller tries again, no attempt spent.
+		sess, err := f.Service.Get(ctx, ref)
+		if err != nil {
+			return fromError(err)
+		}
+		r := fromSession(sess, false)
+		if r.Step == StepEnterCode {
+			r.Step = StepRetry
+		}
+		return r
+	}
+	sess, err := f.Service.SubmitCode(ctx, ref, digits)
+	if err != nil {
+		if code, _ := callsession.CodeOf(err); code == callsession.CodeInvalidState {
+			// Already final (or a Call Connect session): say where it stands.
+			if cur, gerr := f.Service.Get(ctx, ref); gerr == nil {
+				return fromSession(cur, false)
+			}
+		}
+		return fromError(err)
+	}
+	return fromSession(sess, true)
+}
+
+// Status reads where the call stands.
+func (f Flow) Status(ctx context.Context, ref string) Result {
+	sess, err := f.Service.Get(ctx, ref)
+	if err != nil {
+		return fromError(err)
+	}
+	return fromSession(sess, false)
+}
+
+// fromSession says what the caller hears for a session. afterCode: the session is the answer
+// to a code just keyed in, so "still sent" means the code was wrong.
+func fromSession(s *callsession.Session, afterCode bool) Result {
+	r := Result{Session: s}
+	switch s.Status {
+	case callsession.StatusPending:
+		r.Step = StepWaiting
+	case callsession.StatusSent:
+		switch {
+		case s.Provider == callsession.ProviderCallConnect:
+			r.Step = StepLinkSent
+		case afterCode:
+			r.Step = StepRetry
+		default:
+			r.Step = StepEnterCode
+		}
+	case callsession.StatusVerified:
+		r.Step = StepVerified
+	case callsession.StatusFailed:
+		r.Step = StepFailed
+	case callsession.StatusExpired:
+		r.Step = StepExpired
+	case callsession.StatusCancelled:
+		r.Step = StepCancelled
+	default:
+		r.Step, r.Code, r.Message = StepError, callsession.CodeProviderError, "the provider refused the verification"
+	}
+	return r
+}
+
+func fromError(err error) Result {
+	code, ok := callsession.CodeOf(err)
+	var de *callsession.Error
+	msg := "the verification could not be done"
+	if errors.As(err, &de) {
+		msg = de.Message
+	}
+	switch {
+	case !ok && errors.Is(err, callsession.ErrStorage):
+		return Result{Step: StepError, Code: callsession.CodeStorageUnavailable, Message: "session storage is unavailable"}
+	case !ok:
+		return Result{Step: StepError, Code: callsession.CodeProviderError, Message: msg}
+	}
+	switch code {
+	case callsession.CodeInvalidPhoneNumber, callsession.CodePhoneNumberWithheld, callsession.CodeNotMobile,
+		callsession.CodeInvalidRequest, callsession.CodeRateLimited, callsession.CodeConflict, callsession.CodeNotFound,
+		callsession.CodeInvalidState:
+		return Result{Step: StepRefused, Code: code, Message: msg}
+	}
+	return Result{Step: StepError, Code: code, Message: msg}
+}
