@@ -170,7 +170,10 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	form, _ := url.ParseQuery(string(raw))
 	rec := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Form: form}
 
+	// Recorded on arrival (status 0 until answered), so a caller that gave up is still seen.
 	f.mu.Lock()
+	idx := len(f.reqs)
+	f.reqs = append(f.reqs, rec)
 	delay := f.delay
 	var injected *failure
 	if len(f.fail) > 0 {
@@ -182,24 +185,20 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
-			f.record(rec)
 			return
 		}
 	}
 	if injected != nil {
-		rec.Status = injected.status
-		f.record(rec)
+		f.answered(idx, injected.status, 0)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(injected.status)
 		_, _ = io.WriteString(w, injected.body)
 		return
 	}
 	ans := f.handle(r, form, string(raw))
-	rec.Status = ans.status
+	errorCode := 0
 	if m, ok := ans.body.(map[string]any); ok {
-		if c, ok := m["errorCode"].(int); ok {
-			rec.ErrorCode = c
-		}
+		errorCode, _ = m["errorCode"].(int)
 	}
 	f.mu.Lock()
 	malformed := f.malformedNext > 0 && ans.status < 300
@@ -207,7 +206,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.malformedNext--
 	}
 	f.mu.Unlock()
-	f.record(rec)
+	f.answered(idx, ans.status, errorCode)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ans.status)
 	if malformed {
@@ -217,10 +216,10 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(ans.body)
 }
 
-func (f *Fake) record(r Request) {
+func (f *Fake) answered(idx, status, errorCode int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.reqs = append(f.reqs, r)
+	f.reqs[idx].Status, f.reqs[idx].ErrorCode = status, errorCode
 }
 
 func (f *Fake) handle(r *http.Request, form url.Values, raw string) answer {
