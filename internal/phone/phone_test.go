@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/biter777/countries"
+	"github.com/nyaruka/phonenumbers"
 )
 
 func TestParse(t *testing.T) {
@@ -172,4 +175,28 @@ func BenchmarkParse(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "parses/s")
+}
+
+// TestEveryRegionHasItsAlpha3 checks the country table against libphonenumber's own list:
+// every region it can parse numbers for is reachable by its ISO alpha-3 code too. The few
+// regions that are not ISO 3166 countries (Ascension, Tristan da Cunha, the non-geographic
+// "001") are the only ones allowed out.
+func TestEveryRegionHasItsAlpha3(t *testing.T) {
+	notISO := map[string]bool{"AC": true, "TA": true, "001": true}
+	n := 0
+	for region := range phonenumbers.GetSupportedRegions() {
+		if notISO[region] {
+			continue
+		}
+		code := countries.ByName(region)
+		a3 := code.Alpha3()
+		got, err := Region(a3)
+		if err != nil || got != region {
+			t.Errorf("region %s: alpha-3 %q gives %q, %v", region, a3, got, err)
+		}
+		n++
+	}
+	if n < 240 {
+		t.Fatalf("only %d regions checked", n)
+	}
 }
