@@ -17,6 +17,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/metrics"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authentix"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authsignal"
+	"github.com/ivr-bridge/ivr-bridge/internal/providers/breaker"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/callconnect"
 	"github.com/ivr-bridge/ivr-bridge/internal/store"
 	authsignalhook "github.com/ivr-bridge/ivr-bridge/internal/webhooks/authsignal"
@@ -65,7 +66,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	m := metrics.New()
 	for i, p := range providers {
-		providers[i] = m.Provider(p)
+		providers[i] = m.Provider(breaker.Wrap(p, breaker.Settings{Logger: log}))
 	}
 	backend, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ type Config struct {
 	// provider call never finished (the process died mid-call) and marks it error.
 	PendingTimeout time.Duration
 	Limits         Limits
+	// AllowedRegions, when not empty, are the only countries (alpha-2) whose numbers are
+	// sent to; DeniedRegions are never sent to. SMS pumping to premium ranges abroad is the
+	// classic abuse of a verification service.
+	AllowedRegions, DeniedRegions []string
 }
 
 func (c *Config) setDefaults() {
@@ -200,11 +205,22 @@ func (s *Service) normalize(r StartRequest) (normalized, error) {
 	if err != nil {
 		return normalized{}, phoneError(err)
 	}
+	if !s.regionServed(num.Region) {
+		return normalized{}, Errorf(CodeInvalidPhoneNumber, "numbers of %s are not served by this deployment", num.Region)
+	}
 	if r.Channel.NeedsMobile() && !num.CanReceiveSMS() {
 		return normalized{}, Errorf(CodeNotMobile, "the caller's number is not a mobile number and cannot receive %s", r.Channel)
 	}
 	r.PhoneNumber, r.Country = num.E164, num.Region
 	return normalized{StartRequest: r, number: num}, nil
+}
+
+// regionServed applies the country allow and deny lists.
+func (s *Service) regionServed(region string) bool {
+	if slices.Contains(s.cfg.DeniedRegions, region) {
+		return false
+	}
+	return len(s.cfg.AllowedRegions) == 0 || slices.Contains(s.cfg.AllowedRegions, region)
 }
 
 func phoneError(err error) error {

@@ -555,3 +555,20 @@ func TestEveryWrittenChangeIsPublished(t *testing.T) {
 		t.Fatalf("published %s after a refused start", got)
 	}
 }
+
+func TestCountryAllowAndDenyLists(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, func(c *Config) { c.AllowedRegions = []string{"US", "GB"}; c.DeniedRegions = []string{"GB"} })
+	for ref, number := range map[string]string{"fr": "+33612345678", "gb": "+447400123456"} {
+		_, err := h.svc.Start(ctx, StartRequest{ReferenceID: ref, PhoneNumber: number})
+		if codeOf(t, err) != CodeInvalidPhoneNumber {
+			t.Fatalf("%s: %v", ref, err)
+		}
+	}
+	if _, err := h.svc.Start(ctx, usMobile); err != nil {
+		t.Fatalf("allowed country refused: %v", err)
+	}
+	if n := h.cc.sendCount(); n != 1 {
+		t.Fatalf("provider sends %d, want 1", n)
+	}
+}

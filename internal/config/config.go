@@ -89,6 +89,8 @@ func Load(getenv func(string) string) (Config, error) {
 				NumberWindow:    r.duration("LIMIT_NUMBER_WINDOW", 10*time.Minute),
 				CodeAttempts:    r.count("LIMIT_CODE_ATTEMPTS", 5),
 			},
+			AllowedRegions: r.list("ALLOWED_COUNTRIES"),
+			DeniedRegions:  r.list("DENIED_COUNTRIES"),
 		},
 		CallConnect: CallConnect{
 			Secret:  r.str("CALLCONNECT_SECRET", ""),
@@ -165,6 +167,15 @@ func (c Config) validate() error {
 	}
 	if c.Session.SessionTTL <= 0 {
 		return bad("SESSION_TTL", "must be positive")
+	}
+	for name, list := range map[string][]string{"ALLOWED_COUNTRIES": c.Session.AllowedRegions, "DENIED_COUNTRIES": c.Session.DeniedRegions} {
+		for i, v := range list {
+			region, err := phone.Region(v)
+			if err != nil || region == "" {
+				return bad(name, "%q is not an ISO 3166 alpha-2 or alpha-3 code", v)
+			}
+			list[i] = region
+		}
 	}
 	if c.Session.ProviderTimeout <= 0 || c.Session.ProviderTimeout > 10*time.Second {
 		return bad("PROVIDER_TIMEOUT", "must be between 0 and 10s (the IVR waits at most a few seconds)")

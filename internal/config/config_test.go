@@ -67,6 +67,8 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 		"IVR_BRIDGE_PUBLIC_URL":   {"IVR_BRIDGE_PUBLIC_URL": "example.com"},
 		"AUTHENTIX_CODE_LENGTH":   {"AUTHENTIX_CODE_LENGTH": "3"},
 		"PROVIDER_TIMEOUT":        {"PROVIDER_TIMEOUT": "1m"},
+		"ALLOWED_COUNTRIES":       {"ALLOWED_COUNTRIES": "GB,Narnia"},
+		"DENIED_COUNTRIES":        {"DENIED_COUNTRIES": "XX"},
 	}
 	for name, m := range cases {
 		_, err := Load(env(m))
@@ -90,5 +92,15 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "sk_live") {
 		t.Fatalf("error leaks a secret: %v", err)
+	}
+}
+
+func TestCountryListsAreNormalizedToAlpha2(t *testing.T) {
+	c, err := Load(env(map[string]string{"ALLOWED_COUNTRIES": "gb, USA ,fr", "DENIED_COUNTRIES": "PRK"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Session.AllowedRegions, ",") != "GB,US,FR" || strings.Join(c.Session.DeniedRegions, ",") != "KP" {
+		t.Fatalf("allowed %v, denied %v", c.Session.AllowedRegions, c.Session.DeniedRegions)
 	}
 }

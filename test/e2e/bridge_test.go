@@ -63,7 +63,8 @@ type bridge struct {
 	url, apiKey string
 	cmd         *exec.Cmd
 	stderr      *apptest.SyncBuffer
-	exited      chan error
+	done        chan struct{} // closed when the process has exited, exitErr then set
+	exitErr     error
 	callConnect *callconnectfake.Fake
 	authsignal  *authsignalfake.Fake
 	authentix   *authentixfake.Fake
@@ -78,7 +79,7 @@ type bridge struct {
 func start(t *testing.T, env map[string]string) *bridge {
 	t.Helper()
 	b := &bridge{
-		t: t, apiKey: "key-" + randomDigits(12), stderr: &apptest.SyncBuffer{}, exited: make(chan error, 1),
+		t: t, apiKey: "key-" + randomDigits(12), stderr: &apptest.SyncBuffer{}, done: make(chan struct{}),
 		callConnect: callconnectfake.New(ccSecret),
 		authsignal:  authsignalfake.New(asSecret),
 		authentix:   authentixfake.New(axUser, axKey),
@@ -117,7 +118,10 @@ func start(t *testing.T, env map[string]string) *bridge {
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("starting ivr-bridge: %v", err)
 	}
-	go func() { b.exited <- b.cmd.Wait() }()
+	go func() {
+		b.exitErr = b.cmd.Wait()
+		close(b.done)
+	}()
 	t.Cleanup(b.stop)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -129,8 +133,8 @@ func start(t *testing.T, env map[string]string) *bridge {
 			}
 		}
 		select {
-		case err := <-b.exited:
-			t.Fatalf("ivr-bridge exited at start: %v\n%s", err, b.stderr)
+		case <-b.done:
+			t.Fatalf("ivr-bridge exited at start: %v\n%s", b.exitErr, b.stderr)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -143,13 +147,15 @@ func start(t *testing.T, env map[string]string) *bridge {
 // stop sends SIGTERM: the bridge drains and exits 0 (DESIGN §8).
 func (b *bridge) stop() {
 	t := b.t
-	if b.cmd.ProcessState == nil {
+	select {
+	case <-b.done:
+	default:
 		_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	select {
-	case err := <-b.exited:
-		if err != nil {
-			t.Errorf("ivr-bridge did not exit 0 after SIGTERM: %v\n%s", err, b.stderr)
+	case <-b.done:
+		if b.exitErr != nil {
+			t.Errorf("ivr-bridge did not exit 0 after SIGTERM: %v\n%s", b.exitErr, b.stderr)
 		}
 	case <-time.After(20 * time.Second):
 		_ = b.cmd.Process.Kill()
