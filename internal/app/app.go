@@ -21,6 +21,9 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/callconnect"
 	"github.com/ivr-bridge/ivr-bridge/internal/store"
 	authsignalhook "github.com/ivr-bridge/ivr-bridge/internal/webhooks/authsignal"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/callflow"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/connect"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/genesys"
 )
 
 // App is a wired service.
@@ -76,8 +79,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
 		callsession.WithPublisher(m))
+	flow := callflow.Flow{Service: svc}
 	adapters := []httpapi.Adapter{
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
+		connect.New(connect.Config{APIKey: cfg.ConnectAPIKey, Flow: flow, Logger: log}),
+		genesys.New(genesys.Config{Username: cfg.GenesysUsername, Password: cfg.GenesysPassword, Flow: flow, Logger: log}),
 	}
 	if cfg.MetricsAddr == "" {
 		adapters = append(adapters, m)

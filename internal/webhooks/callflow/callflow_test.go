@@ -1,0 +1,309 @@
+package callflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// fakeService answers what each test scripts and records the codes submitted.
+type fakeService struct {
+	start     callsession.StartResult
+	startErr  error
+	submitted []string
+	submit    func(code string) (*callsession.Session, error)
+	get       *callsession.Session
+	getErr    error
+	gets      int
+}
+
+func (f *fakeService) Start(context.Context, callsession.StartRequest) (callsession.StartResult, error) {
+	return f.start, f.startErr
+}
+
+func (f *fakeService) SubmitCode(_ context.Context, _ string, code string) (*callsession.Session, error) {
+	f.submitted = append(f.submitted, code)
+	return f.submit(code)
+}
+
+func (f *fakeService) Get(context.Context, string) (*callsession.Session, error) {
+	f.gets++
+	return f.get, f.getErr
+}
+
+func session(p callsession.ProviderName, st callsession.Status) *callsession.Session {
+	return &callsession.Session{ReferenceID: "CA123", Provider: p, Channel: callsession.ChannelSMS, Status: st, Attempts: 1, MaxAttempts: 5}
+}
+
+func domainErr(code callsession.Code) error {
+	return &callsession.Error{Code: code, Message: "msg " + string(code)}
+}
+
+func TestStartSteps(t *testing.T) {
+	for _, tc := range []struct {
+		provider callsession.ProviderName
+		status   callsession.Status
+		want     Step
+		wantCode callsession.Code
+	}{
+		{callsession.ProviderAuthsignal, callsession.StatusPending, StepWaiting, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusSent, StepEnterCode, ""},
+		{callsession.ProviderAuthentix, callsession.StatusSent, StepEnterCode, ""},
+		{callsession.ProviderCallConnect, callsession.StatusSent, StepLinkSent, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusVerified, StepVerified, ""},
+		{callsession.ProviderCallConnect, callsession.StatusVerified, StepVerified, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusFailed, StepFailed, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusExpired, StepExpired, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusCancelled, StepCancelled, ""},
+		{callsession.ProviderAuthsignal, callsession.StatusError, StepError, callsession.CodeProviderError},
+	} {
+		t.Run(fmt.Sprintf("%s/%s", tc.provider, tc.status), func(t *testing.T) {
+			sess := session(tc.provider, tc.status)
+			f := &fakeService{start: callsession.StartResult{Session: sess, Created: true}, get: sess}
+			for name, r := range map[string]Result{
+				"start":  Flow{f}.Start(context.Background(), callsession.StartRequest{ReferenceID: "CA123"}),
+				"status": Flow{f}.Status(context.Background(), "CA123"),
+			} {
+				if r.Step != tc.want || r.Code != tc.wantCode || r.Session != sess {
+					t.Errorf("%s: step %q code %q, want %q %q", name, r.Step, r.Code, tc.want, tc.wantCode)
+				}
+				if r.Step.Final() != (tc.want != StepWaiting && tc.want != StepEnterCode && tc.want != StepLinkSent) {
+					t.Errorf("%s: Final() = %v for %s", name, r.Step.Final(), r.Step)
+				}
+			}
+		})
+	}
+}
+
+func TestCodeSteps(t *testing.T) {
+	sent := session(callsession.ProviderAuthsignal, callsession.StatusSent)
+	for _, tc := range []struct {
+		name      string
+		after     *callsession.Session // what SubmitCode answers
+		submitErr error
+		current   *callsession.Session // what Get answers
+		getErr    error
+		want      Step
+		wantCode  callsession.Code
+		wantGets  int
+	}{
+		{name: "right code", after: session(callsession.ProviderAuthsignal, callsession.StatusVerified), want: StepVerified},
+		{name: "wrong code, attempts left", after: sent, want: StepRetry},
+		{name: "wrong code, authentix", after: session(callsession.ProviderAuthentix, callsession.StatusSent), want: StepRetry},
+		{name: "wrong code, attempts spent", after: session(callsession.ProviderAuthsignal, callsession.StatusFailed), want: StepFailed},
+		{name: "expired at the provider", after: session(callsession.ProviderAuthsignal, callsession.StatusExpired), want: StepExpired},
+		{
+			name: "invalid_state answers the current state", submitErr: domainErr(callsession.CodeInvalidState),
+			current: session(callsession.ProviderAuthsignal, callsession.StatusVerified), want: StepVerified, wantGets: 1,
+		},
+		{
+			name: "invalid_state on a Call Connect session", submitErr: domainErr(callsession.CodeInvalidState),
+			current: session(callsession.ProviderCallConnect, callsession.StatusSent), want: StepLinkSent, wantGets: 1,
+		},
+		{
+			name: "invalid_state and the read fails", submitErr: domainErr(callsession.CodeInvalidState),
+			getErr: domainErr(callsession.CodeStorageUnavailable), want: StepRefused, wantCode: callsession.CodeInvalidState, wantGets: 1,
+		},
+		{name: "no session", submitErr: domainErr(callsession.CodeNotFound), want: StepRefused, wantCode: callsession.CodeNotFound},
+		{name: "provider down", submitErr: domainErr(callsession.CodeProviderUnavailable), want: StepError, wantCode: callsession.CodeProviderUnavailable},
+		{name: "provider slow", submitErr: domainErr(callsession.CodeProviderTimeout), want: StepError, wantCode: callsession.CodeProviderTimeout},
+		{
+			name: "storage down", submitErr: fmt.Errorf("update: %w", callsession.ErrStorage),
+			want: StepError, wantCode: callsession.CodeStorageUnavailable,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeService{
+				submit:   func(string) (*callsession.Session, error) { return tc.after, tc.submitErr },
+				get:      tc.current,
+				getErr:   tc.getErr,
+				startErr: errors.New("not called"),
+			}
+			r := Flow{f}.Code(context.Background(), "CA123", "123456")
+			if r.Step != tc.want || r.Code != tc.wantCode {
+				t.Fatalf("step %q code %q, want %q %q", r.Step, r.Code, tc.want, tc.wantCode)
+			}
+			if !slices.Equal(f.submitted, []string{"123456"}) {
+				t.Fatalf("submitted %q", f.submitted)
+			}
+			if f.gets != tc.wantGets {
+				t.Fatalf("%d reads, want %d", f.gets, tc.wantGets)
+			}
+			if r.Code != "" && r.Message == "" {
+				t.Fatal("a refusal without a message")
+			}
+		})
+	}
+}
+
+// Digits no provider could accept are not an attempt: the caller is asked again and the
+// service never sees them.
+func TestMalformedDigitsRetryWithoutSubmitting(t *testing.T) {
+	for _, digits := range []string{"", "12", "123", "12a456", "12 456", "#", "12345678901", "１２３４５６"} {
+		t.Run(fmt.Sprintf("%q", digits), func(t *testing.T) {
+			f := &fakeService{get: session(callsession.ProviderAuthsignal, callsession.StatusSent)}
+			r := Flow{f}.Code(context.Background(), "CA123", digits)
+			if r.Step != StepRetry || r.Code != "" {
+				t.Fatalf("step %q code %q, want retry", r.Step, r.Code)
+			}
+			if len(f.submitted) != 0 {
+				t.Fatalf("submitted %q", f.submitted)
+			}
+		})
+	}
+	// A session that takes no code says where it stands instead.
+	for st, want := range map[callsession.Status]Step{
+		callsession.StatusVerified: StepVerified, callsession.StatusFailed: StepFailed, callsession.StatusPending: StepWaiting,
+	} {
+		f := &fakeService{get: session(callsession.ProviderAuthsignal, st)}
+		if r := (Flow{f}).Code(context.Background(), "CA123", "12"); r.Step != want || len(f.submitted) != 0 {
+			t.Errorf("%s: step %q, want %q (submitted %q)", st, r.Step, want, f.submitted)
+		}
+	}
+	f := &fakeService{getErr: domainErr(callsession.CodeNotFound)}
+	if r := (Flow{f}).Code(context.Background(), "CA123", "x"); r.Step != StepRefused || r.Code != callsession.CodeNotFound {
+		t.Errorf("unknown reference: %q %q", r.Step, r.Code)
+	}
+}
+
+func TestErrorsRefuseOrFail(t *testing.T) {
+	for _, tc := range []struct {
+		code callsession.Code
+		want Step
+	}{
+		{callsession.CodeInvalidRequest, StepRefused},
+		{callsession.CodeNotFound, StepRefused},
+		{callsession.CodeConflict, StepRefused},
+		{callsession.CodeInvalidState, StepRefused},
+		{callsession.CodeInvalidPhoneNumber, StepRefused},
+		{callsession.CodePhoneNumberWithheld, StepRefused},
+		{callsession.CodeNotMobile, StepRefused},
+		{callsession.CodeRateLimited, StepRefused},
+		{callsession.CodeProviderError, StepError},
+		{callsession.CodeProviderUnavailable, StepError},
+		{callsession.CodeProviderTimeout, StepError},
+		{callsession.CodeStorageUnavailable, StepError},
+	} {
+		t.Run(string(tc.code), func(t *testing.T) {
+			// The service hands back the errored session with a provider failure; the
+			// answer is the failure.
+			err := fmt.Errorf("start: %w", domainErr(tc.code))
+			f := &fakeService{start: callsession.StartResult{Session: session(callsession.ProviderAuthsignal, callsession.StatusError)}, startErr: err}
+			r := Flow{f}.Start(context.Background(), callsession.StartRequest{})
+			if r.Step != tc.want || r.Code != tc.code || r.Message != "msg "+string(tc.code) {
+				t.Fatalf("got %q %q %q", r.Step, r.Code, r.Message)
+			}
+			if !r.Step.Final() {
+				t.Fatal("a refusal is final")
+			}
+			fields := r.Fields()
+			if fields["error"] != string(tc.code) || fields["step"] != string(tc.want) || fields["message"] == "" {
+				t.Fatalf("fields %v", fields)
+			}
+		})
+	}
+}
+
+func TestUntypedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want callsession.Code
+	}{
+		{"storage", fmt.Errorf("get: %w", callsession.ErrStorage), callsession.CodeStorageUnavailable},
+		{"anything else", errors.New("boom"), callsession.CodeProviderError},
+	} {
+		f := &fakeService{startErr: tc.err, getErr: tc.err}
+		for name, r := range map[string]Result{
+			"start":  Flow{f}.Start(context.Background(), callsession.StartRequest{}),
+			"status": Flow{f}.Status(context.Background(), "CA123"),
+		} {
+			if r.Step != StepError || r.Code != tc.want || r.Message == "" || r.Session != nil {
+				t.Errorf("%s %s: %+v", tc.name, name, r)
+			}
+			if r.Message == tc.err.Error() {
+				t.Errorf("%s %s: the cause leaks into the message", tc.name, name)
+			}
+		}
+	}
+}
+
+func TestAttemptsLeft(t *testing.T) {
+	for _, tc := range []struct {
+		sess *callsession.Session
+		want int
+	}{
+		{nil, -1},
+		{&callsession.Session{Attempts: 2, MaxAttempts: 0}, -1}, // no limit
+		{&callsession.Session{Attempts: 0, MaxAttempts: 5}, 5},
+		{&callsession.Session{Attempts: 1, MaxAttempts: 5}, 4},
+		{&callsession.Session{Attempts: 5, MaxAttempts: 5}, 0},
+		{&callsession.Session{Attempts: 7, MaxAttempts: 5}, 0},
+	} {
+		r := Result{Session: tc.sess}
+		if got := r.AttemptsLeft(); got != tc.want {
+			t.Errorf("%+v: %d, want %d", tc.sess, got, tc.want)
+		}
+		_, has := r.Fields()["attemptsLeft"]
+		if has != (tc.want >= 0) {
+			t.Errorf("%+v: attemptsLeft present = %v", tc.sess, has)
+		}
+	}
+}
+
+// Connect refuses a Lambda answer with anything but string values, and the Genesys output
+// contract lists FieldNames: Fields must hold only those keys, all strings, nothing nested.
+func TestFieldsFlatStrings(t *testing.T) {
+	withSession := Result{Step: StepRetry, Session: &callsession.Session{
+		ReferenceID: "CA123", Provider: callsession.ProviderAuthsignal, Channel: callsession.ChannelSMS,
+		Status: callsession.StatusSent, PhoneNumber: "+14155552671", Attempts: 2, MaxAttempts: 5,
+		Events: []callsession.Event{{Type: callsession.EventCreated}},
+	}}
+	refused := Result{Step: StepRefused, Code: callsession.CodePhoneNumberWithheld, Message: "the caller's number is withheld"}
+	for _, tc := range []struct {
+		r    Result
+		want map[string]string
+	}{
+		{withSession, map[string]string{
+			"step": "retry", "referenceId": "CA123", "status": "sent", "provider": "authsignal",
+			"channel": "SMS", "attempts": "2", "attemptsLeft": "3",
+		}},
+		{refused, map[string]string{"step": "refused", "error": "phone_number_withheld", "message": "the caller's number is withheld"}},
+	} {
+		got := tc.r.Fields()
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Fields() = %v, want %v", got, tc.want)
+		}
+		raw, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var generic map[string]any
+		if err := json.Unmarshal(raw, &generic); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range generic {
+			if _, ok := v.(string); !ok {
+				t.Errorf("%s is %T, not a string", k, v)
+			}
+			if !slices.Contains(FieldNames, k) {
+				t.Errorf("%s is not in FieldNames", k)
+			}
+		}
+	}
+	// Every name in FieldNames is one Fields can produce.
+	all := Result{Step: StepError, Code: callsession.CodeProviderError, Message: "m", Session: withSession.Session}.Fields()
+	for _, k := range FieldNames {
+		if _, ok := all[k]; !ok {
+			t.Errorf("FieldNames has %s, which Fields never produces", k)
+		}
+	}
+	if len(all) != len(FieldNames) {
+		t.Errorf("Fields() has %d keys, FieldNames %d", len(all), len(FieldNames))
+	}
+}
