@@ -15,6 +15,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/config"
 	"github.com/ivr-bridge/ivr-bridge/internal/httpapi"
 	"github.com/ivr-bridge/ivr-bridge/internal/metrics"
+	"github.com/ivr-bridge/ivr-bridge/internal/openapi"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authentix"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authsignal"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/breaker"
@@ -84,6 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
 		connect.New(connect.Config{APIKey: cfg.ConnectAPIKey, Flow: flow, Logger: log}),
 		genesys.New(genesys.Config{Username: cfg.GenesysUsername, Password: cfg.GenesysPassword, Flow: flow, Logger: log}),
+		openapi.Handler{},
 	}
 	if cfg.MetricsAddr == "" {
 		adapters = append(adapters, m)
