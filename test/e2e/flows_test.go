@@ -81,6 +81,17 @@ func TestAuthsignalWrongCodeThenRight(t *testing.T) {
 	if r := b.code(ref, code); r.status != 200 || r.json(t)["status"] != "verified" {
 		t.Fatalf("right code: %d %s", r.status, r.body)
 	}
+	m := b.do("GET", "/metrics", nil)
+	for _, want := range []string{
+		`ivr_bridge_provider_calls_total{operation="check",outcome="code_accepted",provider="authsignal"} 1`,
+		`ivr_bridge_provider_calls_total{operation="check",outcome="code_rejected",provider="authsignal"} 1`,
+		`ivr_bridge_session_status_changes_total{status="verified"} 1`,
+		`ivr_bridge_http_requests_total{method="POST",route="/v1/sessions/:ref/code",status="200"} 2`,
+	} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func TestAuthentixAttemptsRunOut(t *testing.T) {
