@@ -152,6 +152,35 @@ func TestHundredIdenticalStartsMakeOneProviderCall(t *testing.T) {
 	}
 }
 
+func TestHundredIdenticalPlatformDeliveriesMakeOneProviderCall(t *testing.T) {
+	b := start(t, nil)
+	b.authsignal.SetDelay(300 * time.Millisecond)
+	caller := mobile(t)
+	b.mustNotLog(caller)
+	event := connectEvent(t, "contact-"+randomDigits(10), caller, map[string]string{"action": "start", "provider": "authsignal"})
+	var wg sync.WaitGroup
+	steps := make([]string, 100)
+	for i := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := b.do("POST", "/v1/webhooks/connect", event)
+			var m map[string]string
+			_ = json.Unmarshal(r.body, &m)
+			steps[i] = m["step"]
+		}()
+	}
+	wg.Wait()
+	for _, s := range steps {
+		if s != "enter_code" && s != "waiting" {
+			t.Fatalf("steps %v", steps)
+		}
+	}
+	if n := b.authsignal.Sends(); n != 1 {
+		t.Fatalf("Authsignal sends %d, want 1", n)
+	}
+}
+
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	b := start(t, map[string]string{"LIMIT_SENDS_PER_NUMBER": "0"})
 	b.callConnect.SetDelay(time.Second)
