@@ -57,6 +57,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 		log.Warn("using the embedded in-memory Redis (miniredis): sessions are lost at exit; set REDIS_URL for a real one")
 	case len(cfg.RedisClusterAddrs) > 0:
 		log.Info("using Redis Cluster", "seeds", len(cfg.RedisClusterAddrs))
+	case len(cfg.RedisSentinelAddrs) > 0:
+		log.Info("using Redis Sentinel", "master", cfg.RedisSentinelMaster, "sentinels", len(cfg.RedisSentinelAddrs))
 	default:
 		log.Info("using Redis", "url", redactURL(cfg.RedisURL))
 	}

@@ -72,7 +72,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	for i, p := range providers {
 		providers[i] = m.Provider(breaker.Wrap(p, breaker.Settings{Logger: log}))
 	}
-	backend, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs})
+	backend, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Password: cfg.RedisPassword})
 	if err != nil {
 		return nil, fmt.Errorf("opening Redis: %w", err)
 	}

@@ -24,6 +24,12 @@ type Config struct {
 
 	RedisURL          string
 	RedisClusterAddrs []string
+	// Sentinel: the sentinels' addresses and the name of the master they watch.
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+	// RedisPassword authenticates to cluster nodes and to the master found by Sentinel (a
+	// REDIS_URL carries its own).
+	RedisPassword string
 
 	Session callsession.Config
 
@@ -70,12 +76,15 @@ func (c Authentix) Enabled() bool {
 func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
-		Addr:              r.str("IVR_BRIDGE_ADDR", ":8080"),
-		MetricsAddr:       r.str("IVR_BRIDGE_METRICS_ADDR", ""),
-		APIKeys:           r.list("IVR_BRIDGE_API_KEYS"),
-		PublicURL:         strings.TrimRight(r.str("IVR_BRIDGE_PUBLIC_URL", ""), "/"),
-		RedisURL:          r.str("REDIS_URL", ""),
-		RedisClusterAddrs: r.list("REDIS_CLUSTER_ADDRS"),
+		Addr:                r.str("IVR_BRIDGE_ADDR", ":8080"),
+		MetricsAddr:         r.str("IVR_BRIDGE_METRICS_ADDR", ""),
+		APIKeys:             r.list("IVR_BRIDGE_API_KEYS"),
+		PublicURL:           strings.TrimRight(r.str("IVR_BRIDGE_PUBLIC_URL", ""), "/"),
+		RedisURL:            r.str("REDIS_URL", ""),
+		RedisClusterAddrs:   r.list("REDIS_CLUSTER_ADDRS"),
+		RedisSentinelAddrs:  r.list("REDIS_SENTINEL_ADDRS"),
+		RedisSentinelMaster: r.str("REDIS_SENTINEL_MASTER", ""),
+		RedisPassword:       r.str("REDIS_PASSWORD", ""),
 		Session: callsession.Config{
 			SessionTTL:      r.duration("SESSION_TTL", time.Hour),
 			DefaultProvider: callsession.ProviderName(strings.ToLower(r.str("DEFAULT_PROVIDER", "callconnect"))),
@@ -135,8 +144,22 @@ func (c Config) validate() error {
 	bad := func(name, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, args...))
 	}
-	if c.RedisURL != "" && len(c.RedisClusterAddrs) > 0 {
-		return bad("REDIS_URL", "set either REDIS_URL or REDIS_CLUSTER_ADDRS, not both")
+	backends := 0
+	for _, set := range []bool{c.RedisURL != "", len(c.RedisClusterAddrs) > 0, len(c.RedisSentinelAddrs) > 0} {
+		if set {
+			backends++
+		}
+	}
+	if backends > 1 {
+		return bad("REDIS_URL", "set one of REDIS_URL, REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS, not several")
+	}
+	if (len(c.RedisSentinelAddrs) > 0) != (c.RedisSentinelMaster != "") {
+		return bad("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER go together")
+	}
+	for _, a := range c.RedisSentinelAddrs {
+		if _, port, ok := strings.Cut(a, ":"); !ok || port == "" {
+			return bad("REDIS_SENTINEL_ADDRS", "%q is not host:port", a)
+		}
 	}
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)

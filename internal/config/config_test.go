@@ -104,3 +104,19 @@ func TestCountryListsAreNormalizedToAlpha2(t *testing.T) {
 		t.Fatalf("allowed %v, denied %v", c.Session.AllowedRegions, c.Session.DeniedRegions)
 	}
 }
+
+func TestSentinelConfiguration(t *testing.T) {
+	c, err := Load(env(map[string]string{"REDIS_SENTINEL_ADDRS": "127.0.0.1:26379, 127.0.0.1:26380", "REDIS_SENTINEL_MASTER": "bridge"}))
+	if err != nil || len(c.RedisSentinelAddrs) != 2 || c.RedisSentinelMaster != "bridge" {
+		t.Fatalf("%+v, %v", c.RedisSentinelAddrs, err)
+	}
+	for name, m := range map[string]map[string]string{
+		"REDIS_SENTINEL_MASTER": {"REDIS_SENTINEL_ADDRS": "a:1"},
+		"REDIS_SENTINEL_ADDRS":  {"REDIS_SENTINEL_ADDRS": "a", "REDIS_SENTINEL_MASTER": "m"},
+		"REDIS_URL":             {"REDIS_URL": "redis://a:1", "REDIS_SENTINEL_ADDRS": "a:1", "REDIS_SENTINEL_MASTER": "m"},
+	} {
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: %v, want an error naming %s", m, err, name)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -8,22 +8,24 @@ import (
 	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
+	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
 )
 
 // benchStore is a store on the real Redis at REDIS_URL when set, else on miniredis, with its
 // own prefix. The figures printed are operations per second from one goroutine per CPU.
-func benchStore(b *testing.B) *Redis {
-	var opts Options
+func benchStore(b *testing.B) *store.Redis {
+	var opts store.Options
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opts.URL = url
 	}
-	be, err := Open(context.Background(), opts)
+	be, err := store.Open(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	prefix := fmt.Sprintf("bench:%d:", time.Now().UnixNano())
-	b.Cleanup(func() { cleanup(be.Client, prefix); be.Close() })
-	return NewRedis(be.Client, WithPrefix(prefix))
+	b.Cleanup(func() { storetest.Cleanup(be.Client, prefix); be.Close() })
+	return store.NewRedis(be.Client, store.WithPrefix(prefix))
 }
 
 func report(b *testing.B) {

@@ -18,8 +18,12 @@ import (
 
 // Options say which Redis to use.
 type Options struct {
-	URL          string   // redis:// or rediss://; empty with no ClusterAddrs: embedded miniredis
+	URL          string   // redis:// or rediss://; empty with no other choice: embedded miniredis
 	ClusterAddrs []string // seeds of a Redis Cluster, instead of URL
+	// SentinelAddrs and SentinelMaster: the master Sentinel elects, instead of URL.
+	SentinelAddrs  []string
+	SentinelMaster string
+	Password       string // for cluster nodes and the Sentinel-elected master
 }
 
 // Backend is an open Redis.
@@ -47,8 +51,14 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	// matter (and a log line that is not JSON breaks log pipelines).
 	redis.SetLogger(quietLogger{})
 	switch {
+	case len(opts.SentinelAddrs) > 0:
+		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: opts.SentinelMaster,
+			SentinelAddrs: opts.SentinelAddrs, Password: opts.Password,
+			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
+			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+		return &Backend{Client: c, close: c.Close}, nil
 	case len(opts.ClusterAddrs) > 0:
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs,
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs, Password: opts.Password,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
 			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
 		return &Backend{Client: c, close: c.Close}, nil

@@ -54,8 +54,11 @@ func (r *Redis) Client() redis.UniversalClient { return r.c }
 // Prefix is the key prefix in use.
 func (r *Redis) Prefix() string { return r.prefix }
 
-func (r *Redis) key(ref string) string { return r.prefix + "{" + ref + "}" }
-func (r *Redis) indexKey() string      { return r.prefix + "index" }
+// SessionKey is the key of a session's hash; the braces are a cluster hash tag.
+func (r *Redis) SessionKey(ref string) string { return r.prefix + "{" + ref + "}" }
+
+// IndexKey is the key of the list index.
+func (r *Redis) IndexKey() string { return r.prefix + "index" }
 
 // createScript writes the session unless one exists, and answers the existing one.
 var createScript = redis.NewScript(`
@@ -97,11 +100,11 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	// Indexed first, NX: a repeated start keeps the first position, and a create that fails
 	// after this leaves only an index entry that List drops.
 	now := s.CreatedAt
-	if err := indexScript.Run(ctx, r.c, []string{r.indexKey()}, now.UnixMilli(), s.ReferenceID,
+	if err := indexScript.Run(ctx, r.c, []string{r.IndexKey()}, now.UnixMilli(), s.ReferenceID,
 		now.Add(-2*ttl).UnixMilli(), (2 * ttl).Milliseconds()).Err(); err != nil {
 		return nil, false, storageErr("index", err)
 	}
-	res, err := createScript.Run(ctx, r.c, []string{r.key(s.ReferenceID)}, data, ttl.Milliseconds()).Slice()
+	res, err := createScript.Run(ctx, r.c, []string{r.SessionKey(s.ReferenceID)}, data, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return nil, false, storageErr("create", err)
 	}
@@ -129,7 +132,7 @@ func decode(v any) (*callsession.Session, error) {
 
 // read returns the session and its version.
 func (r *Redis) read(ctx context.Context, ref string) (*callsession.Session, string, error) {
-	vals, err := r.c.HMGet(ctx, r.key(ref), "v", "d").Result()
+	vals, err := r.c.HMGet(ctx, r.SessionKey(ref), "v", "d").Result()
 	if err != nil {
 		return nil, "", storageErr("get", err)
 	}
@@ -167,7 +170,7 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		if err != nil {
 			return nil, fmt.Errorf("encoding session: %w", err)
 		}
-		res, err := casScript.Run(ctx, r.c, []string{r.key(ref)}, version, data, ttl.Milliseconds()).Int64()
+		res, err := casScript.Run(ctx, r.c, []string{r.SessionKey(ref)}, version, data, ttl.Milliseconds()).Int64()
 		if err != nil {
 			return nil, storageErr("update", err)
 		}
@@ -189,10 +192,10 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 
 // Delete implements callsession.Store.
 func (r *Redis) Delete(ctx context.Context, ref string) error {
-	if err := r.c.Del(ctx, r.key(ref)).Err(); err != nil {
+	if err := r.c.Del(ctx, r.SessionKey(ref)).Err(); err != nil {
 		return storageErr("delete", err)
 	}
-	if err := r.c.ZRem(ctx, r.indexKey(), ref).Err(); err != nil {
+	if err := r.c.ZRem(ctx, r.IndexKey(), ref).Err(); err != nil {
 		return storageErr("delete", err)
 	}
 	return nil
@@ -258,7 +261,7 @@ func (r *Redis) List(ctx context.Context, q callsession.ListQuery) (callsession.
 	scanned, offset := 0, int64(0)
 	batch := int64(limit + 20)
 	for scanned < listScanLimit {
-		entries, err := r.c.ZRevRangeByScoreWithScores(ctx, r.indexKey(), &redis.ZRangeBy{
+		entries, err := r.c.ZRevRangeByScoreWithScores(ctx, r.IndexKey(), &redis.ZRangeBy{
 			Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
 		if err != nil {
 			return callsession.ListPage{}, storageErr("list", err)
@@ -314,7 +317,7 @@ func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Sess
 	pipe := r.c.Pipeline()
 	cmds := make([]*redis.StringCmd, len(refs))
 	for i, ref := range refs {
-		cmds[i] = pipe.HGet(ctx, r.key(ref), "d")
+		cmds[i] = pipe.HGet(ctx, r.SessionKey(ref), "d")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, storageErr("list", err)
@@ -335,7 +338,7 @@ func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Sess
 		}
 	}
 	if len(gone) > 0 {
-		_ = r.c.ZRem(ctx, r.indexKey(), gone...).Err() // lazily; the next List retries
+		_ = r.c.ZRem(ctx, r.IndexKey(), gone...).Err() // lazily; the next List retries
 	}
 	return out, nil
 }

@@ -1,0 +1,376 @@
+// Package storetest is the store's test suite, run on every kind of Redis the bridge
+// supports: miniredis and a single server (internal/store's tests), a Redis Cluster and a
+// Sentinel-managed master (test/cluster). One suite, so every back end is held to the same
+// behaviour.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
+)
+
+// Backend is a Redis to run the suite on, and how to make time pass for its TTLs.
+type Backend struct {
+	Name   string
+	Client redis.UniversalClient
+	// Elapse makes d pass for the server's TTLs (miniredis: FastForward; a real server: sleep).
+	Elapse func(t *testing.T, d time.Duration)
+}
+
+// Run runs every store test on b, each with a key prefix of its own, cleaned up after.
+func Run(t *testing.T, b Backend) {
+	for name, fn := range map[string]func(*testing.T, Backend, *store.Redis){
+		"CreateGetRoundTrip":                      testCreateGetRoundTrip,
+		"CreateKeepsTheFirst":                     testCreateKeepsTheFirst,
+		"ConcurrentCreatesOneWinner":              testConcurrentCreatesOneWinner,
+		"UpdateIsCompareAndSet":                   testUpdateIsCompareAndSet,
+		"UpdateMissingAndAborted":                 testUpdateMissingAndAborted,
+		"TTLSetRefreshedAndExpires":               testTTLSetRefreshedAndExpires,
+		"Delete":                                  testDelete,
+		"ListNewestFirstPagedAndFiltered":         testListNewestFirstPagedAndFiltered,
+		"ListPagesWithoutGapsWhileSessionsArrive": testListPagesWithoutGapsWhileSessionsArrive,
+		"LimiterAndDeduper":                       testLimiterAndDeduper,
+	} {
+		t.Run(b.Name+"/"+name, func(t *testing.T) {
+			prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+			t.Cleanup(func() { Cleanup(b.Client, prefix) })
+			fn(t, b, store.NewRedis(b.Client, store.WithPrefix(prefix)))
+		})
+	}
+}
+
+func Cleanup(c redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
+	iter = c.Scan(ctx, 0, "rate:"+prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		c.Del(ctx, iter.Val())
+	}
+}
+
+var t0 = time.Date(2026, 11, 24, 18, 5, 0, 0, time.UTC)
+
+// Session is a full session (every field set) created at at.
+func Session(ref string, at time.Time) *callsession.Session {
+	exp := at.Add(10 * time.Minute)
+	return &callsession.Session{
+		ReferenceID: ref, Provider: callsession.ProviderAuthsignal, Channel: callsession.ChannelSMS,
+		PhoneNumber: "+14155552671", Country: "US", Status: callsession.StatusSent, ChallengeID: "ch_" + ref,
+		UserID: "u1", Locale: "en-US", Attempts: 0, MaxAttempts: 5, Sends: 1, ExpiresAt: &exp,
+		CreatedAt: at, UpdatedAt: at, Fingerprint: "fp-" + ref,
+		Events: []callsession.Event{{At: at, Type: callsession.EventCreated, Detail: "created"}, {At: at, Type: callsession.EventSent}},
+	}
+}
+
+func testCreateGetRoundTrip(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	in := Session("CA1", t0)
+	if existing, created, err := s.Create(ctx, in, time.Hour); err != nil || !created || existing != nil {
+		t.Fatalf("Create = %v, %v, %v", existing, created, err)
+	}
+	got, err := s.Get(ctx, "CA1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ChallengeID != "ch_CA1" || got.Fingerprint != "fp-CA1" || !got.ExpiresAt.Equal(*in.ExpiresAt) ||
+		!got.CreatedAt.Equal(t0) || len(got.Events) != 2 || got.Events[1].Type != callsession.EventSent || got.MaxAttempts != 5 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, callsession.ErrNotFound) {
+		t.Fatalf("Get missing = %v", err)
+	}
+}
+
+func testCreateKeepsTheFirst(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, Session("CA1", t0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := Session("CA1", t0.Add(time.Second))
+	other.PhoneNumber = "+447400123456"
+	existing, created, err := s.Create(ctx, other, time.Hour)
+	if err != nil || created || existing == nil || existing.PhoneNumber != "+14155552671" {
+		t.Fatalf("second Create = %+v, %v, %v", existing, created, err)
+	}
+	if got, _ := s.Get(ctx, "CA1"); got.PhoneNumber != "+14155552671" {
+		t.Fatal("the second create overwrote the first")
+	}
+}
+
+func testConcurrentCreatesOneWinner(t *testing.T, _ Backend, s *store.Redis) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := s.Create(context.Background(), Session("CA-race", t0), time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d creates won, want 1", wins)
+	}
+}
+
+func testUpdateIsCompareAndSet(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, Session("CA1", t0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Update(ctx, "CA1", time.Hour, func(cur *callsession.Session) error {
+				cur.Attempts++
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := s.Get(ctx, "CA1"); got.Attempts != 50 {
+		t.Fatalf("attempts = %d after 50 concurrent increments", got.Attempts)
+	}
+}
+
+func testUpdateMissingAndAborted(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	if _, err := s.Update(ctx, "nope", time.Hour, func(*callsession.Session) error { return nil }); !errors.Is(err, callsession.ErrNotFound) {
+		t.Fatalf("Update missing = %v", err)
+	}
+	if _, _, err := s.Create(ctx, Session("CA1", t0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	_, err := s.Update(ctx, "CA1", time.Hour, func(cur *callsession.Session) error {
+		cur.Status = callsession.StatusVerified
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Update aborted = %v", err)
+	}
+	if got, _ := s.Get(ctx, "CA1"); got.Status != callsession.StatusSent {
+		t.Fatal("an aborted update was written")
+	}
+}
+
+func testTTLSetRefreshedAndExpires(t *testing.T, b Backend, s *store.Redis) {
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, Session("CA1", t0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ttl := b.Client.PTTL(ctx, s.SessionKey("CA1")).Val()
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("PTTL after create = %s", ttl)
+	}
+	if _, err := s.Update(ctx, "CA1", 2*time.Hour, func(cur *callsession.Session) error { cur.Attempts++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := b.Client.PTTL(ctx, s.SessionKey("CA1")).Val(); ttl <= time.Hour {
+		t.Fatalf("PTTL after update = %s, want refreshed to 2h", ttl)
+	}
+	if ttl := b.Client.PTTL(ctx, s.IndexKey()).Val(); ttl <= 0 {
+		t.Fatalf("the index has no TTL (%s)", ttl)
+	}
+	if _, _, err := s.Create(ctx, Session("CA-short", t0), 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	b.Elapse(t, 600*time.Millisecond)
+	if _, err := s.Get(ctx, "CA-short"); !errors.Is(err, callsession.ErrNotFound) {
+		t.Fatalf("Get after TTL = %v", err)
+	}
+	page, err := s.List(ctx, callsession.ListQuery{Limit: 10})
+	if err != nil || len(page.Sessions) != 1 || page.Sessions[0].ReferenceID != "CA1" {
+		t.Fatalf("List after expiry = %+v, %v", page, err)
+	}
+	if b.Client.ZScore(ctx, s.IndexKey(), "CA-short").Err() != redis.Nil {
+		t.Fatal("the expired session stayed in the index")
+	}
+}
+
+func testDelete(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	if _, _, err := s.Create(ctx, Session("CA1", t0), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "CA1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "CA1"); err != nil {
+		t.Fatalf("second Delete = %v", err)
+	}
+	if _, err := s.Get(ctx, "CA1"); !errors.Is(err, callsession.ErrNotFound) {
+		t.Fatalf("Get after Delete = %v", err)
+	}
+	if page, _ := s.List(ctx, callsession.ListQuery{Limit: 10}); len(page.Sessions) != 0 {
+		t.Fatalf("listed after Delete: %+v", page.Sessions)
+	}
+}
+
+func listAll(t *testing.T, s *store.Redis, q callsession.ListQuery) []string {
+	t.Helper()
+	var out []string
+	for pages := 0; pages < 100; pages++ {
+		page, err := s.List(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range page.Sessions {
+			out = append(out, x.ReferenceID)
+		}
+		if page.NextCursor == "" {
+			return out
+		}
+		q.Cursor = page.NextCursor
+	}
+	t.Fatal("paging did not end")
+	return nil
+}
+
+func testListNewestFirstPagedAndFiltered(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	var want []string
+	for i := 0; i < 25; i++ {
+		ref := fmt.Sprintf("CA%02d", i)
+		at := t0.Add(time.Duration(i/3) * time.Second) // three per millisecond: ties broken by reference
+		sess := Session(ref, at)
+		if i%4 == 0 {
+			sess.Status = callsession.StatusVerified
+		}
+		if _, _, err := s.Create(ctx, sess, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{ref}, want...)
+	}
+	got := listAll(t, s, callsession.ListQuery{Limit: 4})
+	if fmt.Sprint(got) != fmt.Sprint(sortedNewestFirst(t, s, want)) {
+		t.Fatalf("listed %v", got)
+	}
+	verified := listAll(t, s, callsession.ListQuery{Limit: 2, Status: callsession.StatusVerified})
+	if len(verified) != 7 {
+		t.Fatalf("verified %v, want 7", verified)
+	}
+	for _, bad := range []string{"%%%", "bm90LWEtY3Vyc29y", "OnJlZg"} {
+		if _, err := s.List(ctx, callsession.ListQuery{Limit: 2, Cursor: bad}); !errors.Is(err, store.ErrBadCursor) {
+			t.Fatalf("cursor %q: %v", bad, err)
+		}
+	}
+}
+
+// sortedNewestFirst orders refs by (creation time desc, reference desc), the list's order.
+func sortedNewestFirst(t *testing.T, s *store.Redis, refs []string) []string {
+	t.Helper()
+	out := append([]string(nil), refs...)
+	created := map[string]time.Time{}
+	for _, r := range refs {
+		x, err := s.Get(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created[r] = x.CreatedAt
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0; j-- {
+			a, b := out[j-1], out[j]
+			if created[a].Before(created[b]) || created[a].Equal(created[b]) && a < b {
+				out[j-1], out[j] = b, a
+			}
+		}
+	}
+	return out
+}
+
+func testListPagesWithoutGapsWhileSessionsArrive(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	for i := 0; i < 30; i++ {
+		if _, _, err := s.Create(ctx, Session(fmt.Sprintf("old%02d", i), t0.Add(time.Duration(i)*time.Millisecond)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]int{}
+	q := callsession.ListQuery{Limit: 7}
+	for n := 0; ; n++ {
+		page, err := s.List(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range page.Sessions {
+			seen[x.ReferenceID]++
+		}
+		// New sessions arrive between pages.
+		for k := 0; k < 3; k++ {
+			ref := fmt.Sprintf("new%d-%d", n, k)
+			if _, _, err := s.Create(ctx, Session(ref, t0.Add(time.Hour+time.Duration(n*3+k)*time.Millisecond)), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+	for i := 0; i < 30; i++ {
+		if ref := fmt.Sprintf("old%02d", i); seen[ref] != 1 {
+			t.Fatalf("%s seen %d times", ref, seen[ref])
+		}
+	}
+	for ref, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s seen %d times", ref, n)
+		}
+	}
+}
+
+func testLimiterAndDeduper(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		ok, _, err := s.Allow(ctx, "num:+1415", 3, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("allow %d = %v, %v", i+1, ok, err)
+		}
+	}
+	ok, retry, err := s.Allow(ctx, "num:+1415", 3, time.Minute)
+	if err != nil || ok || retry <= 0 || retry > time.Minute {
+		t.Fatalf("4th allow = %v, %s, %v", ok, retry, err)
+	}
+	if ok, _, _ := s.Allow(ctx, "num:other", 3, time.Minute); !ok {
+		t.Fatal("budgets are not per key")
+	}
+	for i := 0; i < 10; i++ {
+		if ok, _, err := s.Allow(ctx, "off", 0, time.Minute); !ok || err != nil {
+			t.Fatal("a zero limit limited")
+		}
+	}
+	first, err := s.FirstSeen(ctx, "evt_1", time.Minute)
+	if err != nil || !first {
+		t.Fatalf("FirstSeen = %v, %v", first, err)
+	}
+	if again, _ := s.FirstSeen(ctx, "evt_1", time.Minute); again {
+		t.Fatal("a repeated key was first seen twice")
+	}
+}
