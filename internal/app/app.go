@@ -77,7 +77,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("opening Redis: %w", err)
 	}
-	rs := store.NewRedis(backend.Client, o.storeOpts...)
+	storeOpts := append([]store.Option{store.WithWaitReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)}, o.storeOpts...)
+	rs := store.NewRedis(backend.Client, storeOpts...)
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
 		callsession.WithPublisher(m))

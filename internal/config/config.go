@@ -30,6 +30,10 @@ type Config struct {
 	// RedisPassword authenticates to cluster nodes and to the master found by Sentinel (a
 	// REDIS_URL carries its own).
 	RedisPassword string
+	// RedisWaitReplicas > 0: session writes wait (WAIT) for that many replicas, at most
+	// RedisWaitTimeout, so a failover cannot lose an acknowledged session.
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
 
 	Session callsession.Config
 
@@ -85,6 +89,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisSentinelAddrs:  r.list("REDIS_SENTINEL_ADDRS"),
 		RedisSentinelMaster: r.str("REDIS_SENTINEL_MASTER", ""),
 		RedisPassword:       r.str("REDIS_PASSWORD", ""),
+		RedisWaitReplicas:   r.count("REDIS_WAIT_REPLICAS", 0),
+		RedisWaitTimeout:    r.duration("REDIS_WAIT_TIMEOUT", 500*time.Millisecond),
 		Session: callsession.Config{
 			SessionTTL:      r.duration("SESSION_TTL", time.Hour),
 			DefaultProvider: callsession.ProviderName(strings.ToLower(r.str("DEFAULT_PROVIDER", "callconnect"))),

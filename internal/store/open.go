@@ -58,9 +58,12 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
 		return &Backend{Client: c, close: c.Close}, nil
 	case len(opts.ClusterAddrs) > 0:
+		// The slot map is reloaded every 2 s (go-redis' default is 60 s): after a failover the
+		// client otherwise keeps asking the dead master, which never answers MOVED.
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs, Password: opts.Password,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
-			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+			ClusterStateReloadInterval: 2 * time.Second,
+			DialerRetries:              1, DialerRetryTimeout: 50 * time.Millisecond})
 		return &Backend{Client: c, close: c.Close}, nil
 	case opts.URL != "":
 		o, err := redis.ParseURL(opts.URL)

@@ -31,6 +31,10 @@ type Redis struct {
 	c       redis.UniversalClient
 	prefix  string
 	limiter *redis_rate.Limiter
+	// waitReplicas > 0: a session write is acknowledged only once that many replicas have
+	// it (WAIT), so a failover cannot lose it; 0 trusts asynchronous replication.
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // Option adjusts a Redis store.
@@ -38,6 +42,14 @@ type Option func(*Redis)
 
 // WithPrefix sets the key prefix (tests sharing one Redis give each run its own).
 func WithPrefix(p string) Option { return func(r *Redis) { r.prefix = p } }
+
+// WithWaitReplicas makes every session write wait (Redis WAIT) until n replicas have it, at
+// most timeout; a write not replicated in time is answered as a storage failure (the caller
+// retries, and the start's idempotency makes the retry safe). The price is a replication
+// round trip on every write.
+func WithWaitReplicas(n int, timeout time.Duration) Option {
+	return func(r *Redis) { r.waitReplicas, r.waitTimeout = n, timeout }
+}
 
 // NewRedis returns the store over c.
 func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
@@ -104,7 +116,7 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 		now.Add(-2*ttl).UnixMilli(), (2 * ttl).Milliseconds()).Err(); err != nil {
 		return nil, false, storageErr("index", err)
 	}
-	res, err := createScript.Run(ctx, r.c, []string{r.SessionKey(s.ReferenceID)}, data, ttl.Milliseconds()).Slice()
+	res, err := r.durably(ctx, createScript, s.ReferenceID, data, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return nil, false, storageErr("create", err)
 	}
@@ -170,7 +182,7 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		if err != nil {
 			return nil, fmt.Errorf("encoding session: %w", err)
 		}
-		res, err := casScript.Run(ctx, r.c, []string{r.SessionKey(ref)}, version, data, ttl.Milliseconds()).Int64()
+		res, err := r.durably(ctx, casScript, ref, version, data, ttl.Milliseconds()).Int64()
 		if err != nil {
 			return nil, storageErr("update", err)
 		}
@@ -188,6 +200,42 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		}
 	}
 	return nil, fmt.Errorf("%w: update of %q kept conflicting", callsession.ErrStorage, ref)
+}
+
+// durably runs a session script on the session's key and, with WithWaitReplicas, WAITs for
+// its replication on the same connection (WAIT covers only the writes of its own connection,
+// hence one pipeline on the master that owns the session's slot; in a pipeline the script is
+// sent whole, as EVALSHA's fallback cannot run there).
+func (r *Redis) durably(ctx context.Context, script *redis.Script, ref string, args ...any) *redis.Cmd {
+	keys := []string{r.SessionKey(ref)}
+	if r.waitReplicas <= 0 {
+		return script.Run(ctx, r.c, keys, args...)
+	}
+	var node redis.Cmdable = r.c
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		master, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		node = master
+	}
+	var cmd, wait *redis.Cmd
+	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmd = script.Eval(ctx, p, keys, args...)
+		wait = p.Do(ctx, "WAIT", r.waitReplicas, r.waitTimeout.Milliseconds())
+		return nil
+	})
+	if err == nil {
+		if n, _ := wait.Int64(); n < int64(r.waitReplicas) {
+			err = fmt.Errorf("written but replicated to %d of %d replicas within %s", n, r.waitReplicas, r.waitTimeout)
+		}
+	}
+	if err != nil && cmd.Err() == nil {
+		cmd.SetErr(err)
+	}
+	return cmd
 }
 
 // Delete implements callsession.Store.

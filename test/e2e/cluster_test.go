@@ -1,0 +1,355 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
+)
+
+// redisProc is one redis-server (a cluster node, a replica or a sentinel) of a test.
+type redisProc struct {
+	port int
+	args []string
+	cmd  *exec.Cmd
+}
+
+func (p *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
+
+func (p *redisProc) start(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command("redis-server", p.args...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitPort(t, p.addr())
+}
+
+func (p *redisProc) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		p.cmd = nil
+	}
+}
+
+func waitPort(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond})
+		err := c.Ping(context.Background()).Err()
+		c.Close()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not answer: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func needRedisServer(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("REDIS_URL") != "" {
+				t.Fatalf("REDIS_URL is set but %s is not installed: CI must install Debian's redis-server", bin)
+			}
+			t.Skipf("no %s: this test runs where a real Redis is installed (CI)", bin)
+		}
+	}
+}
+
+// startCluster starts a 3-master, 3-replica Redis Cluster on loopback ports.
+func startCluster(t *testing.T) ([]string, []*redisProc) {
+	t.Helper()
+	needRedisServer(t)
+	dir := t.TempDir()
+	var nodes []*redisProc
+	var addrs []string
+	for i := 0; i < 6; i++ {
+		port := freePortNum(t)
+		nd := filepath.Join(dir, strconv.Itoa(port))
+		if err := os.MkdirAll(nd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := &redisProc{port: port, args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", nd,
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1500",
+			// A replica may always take over: this cluster is seconds old, and the default
+			// validity factor can judge its replication too stale to fail over.
+			"--cluster-replica-validity-factor", "0",
+			"--appendonly", "yes", "--save", ""}}
+		p.start(t)
+		t.Cleanup(p.kill)
+		nodes = append(nodes, p)
+		addrs = append(addrs, p.addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	waitClusterOK(t, addrs)
+	waitReplicationUp(t, addrs)
+	return addrs, nodes
+}
+
+// waitReplicationUp waits until every replica has finished its first sync with its master.
+func waitReplicationUp(t *testing.T, addrs []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range addrs {
+		for {
+			c := redis.NewClient(&redis.Options{Addr: a})
+			info, err := c.Info(context.Background(), "replication").Result()
+			c.Close()
+			up := err == nil && (strings.Contains(info, "role:master") && strings.Contains(info, "connected_slaves:1") ||
+				strings.Contains(info, "master_link_status:up"))
+			if up {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replication not up on %s: %v\n%s", a, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func waitClusterOK(t *testing.T, addrs []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range addrs {
+		for {
+			c := redis.NewClient(&redis.Options{Addr: a})
+			info, err := c.ClusterInfo(context.Background()).Result()
+			c.Close()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ok on %s: %v %s", a, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func freePortNum(t *testing.T) int {
+	addr := freeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+func TestStoreSuiteOnRedisCluster(t *testing.T) {
+	addrs, _ := startCluster(t)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer c.Close()
+	storetest.Run(t, storetest.Backend{Name: "cluster", Client: c, Elapse: func(_ *testing.T, d time.Duration) { time.Sleep(d) }})
+}
+
+// TestClusterFailoverLosesNothingAcknowledged runs the bridge on a cluster, with writes waiting
+// for a replica, and kills a master while calls start: each start is acknowledged or refused
+// with 503, and every acknowledged session reads back once the replica has taken over.
+func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
+	addrs, nodes := startCluster(t)
+	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_CLUSTER_ADDRS": strings.Join(addrs, ","),
+		"REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0", "LIMIT_STARTS_PER_KEY": "0"})
+	// The victim: the master of one slot the sessions land in.
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer c.Close()
+	master, err := c.MasterForKey(context.Background(), "ivr:{fo}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *redisProc
+	for _, n := range nodes {
+		if n.addr() == master.Options().Addr {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("master %s is not one of the nodes", master.Options().Addr)
+	}
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	other := 0
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ref := fmt.Sprintf("fo-%d-%d-%s", w, i, randomDigits(6))
+				status, err := postNoFatal(b, map[string]any{"referenceId": ref, "phoneNumber": "+447400123456"})
+				mu.Lock()
+				switch {
+				case err == nil && (status == http.StatusCreated || status == http.StatusOK):
+					acked[ref] = true
+				case err == nil && status == http.StatusServiceUnavailable:
+				default:
+					other++
+					t.Errorf("start during failover: %d %v", status, err)
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(500 * time.Millisecond)
+	victim.kill()
+	time.Sleep(4 * time.Second) // node timeout 1.5 s, then the replica's election
+	close(stop)
+	wg.Wait()
+	waitClusterOK(t, liveAddrs(nodes))
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatal("no start was acknowledged")
+	}
+	// Read every acknowledged session back; a 503 while the bridge's client learns the new
+	// topology is retried, only a 404 is a loss.
+	lost := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for ref := range acked {
+		for {
+			r := b.do("GET", "/v1/sessions/"+ref, nil)
+			if r.status == http.StatusOK {
+				break
+			}
+			if r.status == http.StatusNotFound || time.Now().After(deadline) {
+				t.Errorf("acknowledged session %s: %d %s", ref, r.status, r.body)
+				if lost == 0 {
+					logs := b.stderr.String()
+					t.Logf("bridge log tail: %s", logs[max(0, len(logs)-1500):])
+				}
+				lost++
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if lost > 0 || other > 0 {
+		t.Fatalf("%d of %d acknowledged sessions lost, %d unexpected answers", lost, len(acked), other)
+	}
+}
+
+func liveAddrs(nodes []*redisProc) []string {
+	var out []string
+	for _, n := range nodes {
+		if n.cmd != nil {
+			out = append(out, n.addr())
+		}
+	}
+	return out
+}
+
+// startSentinel starts a master, a replica and three sentinels watching them as "bridge".
+func startSentinel(t *testing.T) (master *redisProc, sentinels []string) {
+	t.Helper()
+	needRedisServer(t)
+	dir := t.TempDir()
+	master = &redisProc{port: freePortNum(t)}
+	master.args = []string{"--port", strconv.Itoa(master.port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"}
+	master.start(t)
+	t.Cleanup(master.kill)
+	replica := &redisProc{port: freePortNum(t)}
+	rdir := filepath.Join(dir, "replica")
+	_ = os.MkdirAll(rdir, 0o755)
+	replica.args = []string{"--port", strconv.Itoa(replica.port), "--bind", "127.0.0.1", "--dir", rdir, "--save", "",
+		"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}
+	replica.start(t)
+	t.Cleanup(replica.kill)
+	waitReplicationUp(t, []string{master.addr(), replica.addr()})
+	for i := 0; i < 3; i++ {
+		s := &redisProc{port: freePortNum(t)}
+		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
+		body := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor bridge 127.0.0.1 %d 2\n"+
+			"sentinel down-after-milliseconds bridge 1000\nsentinel failover-timeout bridge 5000\n", s.port, master.port)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.args = []string{conf, "--sentinel"}
+		s.start(t)
+		t.Cleanup(s.kill)
+		sentinels = append(sentinels, s.addr())
+	}
+	return master, sentinels
+}
+
+func TestStoreSuiteOnSentinel(t *testing.T) {
+	_, sentinels := startSentinel(t)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "bridge", SentinelAddrs: sentinels})
+	defer c.Close()
+	storetest.Run(t, storetest.Backend{Name: "sentinel", Client: c, Elapse: func(_ *testing.T, d time.Duration) { time.Sleep(d) }})
+}
+
+// TestSentinelFailover runs the bridge on Sentinel, kills the master, and checks that the
+// sessions acknowledged before (written with WAIT for the replica) are there once Sentinel
+// has promoted it, and that new calls work again.
+func TestSentinelFailover(t *testing.T) {
+	master, sentinels := startSentinel(t)
+	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_SENTINEL_ADDRS": strings.Join(sentinels, ","),
+		"REDIS_SENTINEL_MASTER": "bridge", "REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0"})
+	var refs []string
+	for i := 0; i < 10; i++ {
+		ref := reference()
+		b.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t)})
+		refs = append(refs, ref)
+	}
+	master.kill()
+	// Once Sentinel has promoted the replica, every acknowledged session is there.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := b.do("GET", "/v1/sessions/"+refs[0], nil)
+		if r.status == http.StatusOK {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("read during failover: %d %s", r.status, r.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, ref := range refs {
+		if s := b.session(ref); s["status"] != "sent" {
+			t.Fatalf("session %s after failover: %v", ref, s)
+		}
+	}
+	// Writes wait for a replica: with none left they are refused (503), never acknowledged
+	// unsafely; the old master, back, becomes the new master's replica and writes resume.
+	if r := b.do("POST", "/v1/sessions", map[string]any{"referenceId": reference(), "phoneNumber": mobile(t)}); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("start without a replica: %d %s", r.status, r.body)
+	}
+	master.start(t)
+	for {
+		r := b.do("POST", "/v1/sessions", map[string]any{"referenceId": reference(), "phoneNumber": mobile(t)})
+		if r.status == http.StatusCreated {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable || time.Now().After(deadline.Add(30*time.Second)) {
+			t.Fatalf("start after the old master rejoined: %d %s", r.status, r.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
