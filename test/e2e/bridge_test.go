@@ -79,7 +79,7 @@ type bridge struct {
 func start(t *testing.T, env map[string]string) *bridge {
 	t.Helper()
 	b := &bridge{
-		t: t, apiKey: "key-" + randomDigits(12), stderr: &apptest.SyncBuffer{}, done: make(chan struct{}),
+		t: t, apiKey: "key-" + randomDigits(12),
 		callConnect: callconnectfake.New(ccSecret),
 		authsignal:  authsignalfake.New(asSecret),
 		authentix:   authentixfake.New(axUser, axKey),
@@ -87,6 +87,20 @@ func start(t *testing.T, env map[string]string) *bridge {
 	t.Cleanup(b.callConnect.Close)
 	t.Cleanup(b.authsignal.Close)
 	t.Cleanup(b.authentix.Close)
+	return b.launch(env)
+}
+
+// replica starts another process of the same deployment as b: same fakes, same API key,
+// same environment on top of env.
+func (b *bridge) replica(env map[string]string) *bridge {
+	r := &bridge{t: b.t, apiKey: b.apiKey, callConnect: b.callConnect, authsignal: b.authsignal, authentix: b.authentix}
+	return r.launch(env)
+}
+
+func (b *bridge) launch(env map[string]string) *bridge {
+	t := b.t
+	t.Helper()
+	b.stderr, b.done = &apptest.SyncBuffer{}, make(chan struct{})
 	addr := freeAddr(t)
 	b.url = "http://" + addr
 	vars := map[string]string{
