@@ -17,6 +17,7 @@ type compose struct {
 		Command     []string          `yaml:"command"`
 		Volumes     []string          `yaml:"volumes"`
 		Ports       []string          `yaml:"ports"`
+		Profiles    []string          `yaml:"profiles"`
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   map[string]struct {
 			Condition string `yaml:"condition"`
@@ -74,6 +75,24 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if len(bridge.Ports) == 0 || !strings.HasSuffix(bridge.Ports[0], ":8080") {
 		t.Errorf("bridge ports = %v", bridge.Ports)
+	}
+
+	// The replicas profile: a second bridge on the same Redis, with the same configuration.
+	second, ok := c.Services["bridge-2"]
+	if !ok {
+		t.Fatal("no bridge-2 service")
+	}
+	if len(second.Profiles) != 1 || second.Profiles[0] != "replicas" {
+		t.Errorf("bridge-2 profiles = %v, want [replicas]", second.Profiles)
+	}
+	if len(bridge.Profiles) != 0 || len(redis.Profiles) != 0 {
+		t.Error("redis and the first bridge must run without a profile")
+	}
+	if second.Environment["REDIS_URL"] != bridge.Environment["REDIS_URL"] || len(second.Environment) != len(bridge.Environment) {
+		t.Errorf("bridge-2 environment differs: %v", second.Environment)
+	}
+	if len(second.Ports) == 0 || second.Ports[0] == bridge.Ports[0] {
+		t.Errorf("bridge-2 ports = %v", second.Ports)
 	}
 }
 
