@@ -169,6 +169,8 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 	addrs, nodes := startCluster(t)
 	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_CLUSTER_ADDRS": strings.Join(addrs, ","),
 		"REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0", "LIMIT_STARTS_PER_KEY": "0"})
+	wholeCall(t, b)
+
 	// The victim: the master of one slot the sessions land in.
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer c.Close()
@@ -312,6 +314,7 @@ func TestSentinelFailover(t *testing.T) {
 	master, sentinels := startSentinel(t)
 	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_SENTINEL_ADDRS": strings.Join(sentinels, ","),
 		"REDIS_SENTINEL_MASTER": "bridge", "REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0"})
+	wholeCall(t, b)
 	var refs []string
 	for i := 0; i < 10; i++ {
 		ref := reference()
@@ -351,5 +354,23 @@ func TestSentinelFailover(t *testing.T) {
 			t.Fatalf("start after the old master rejoined: %d %s", r.status, r.body)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// wholeCall plays a call end to end: start, a wrong code, the right one, listed as verified.
+func wholeCall(t *testing.T, b *bridge) {
+	t.Helper()
+	ref := reference()
+	sess := b.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t), "provider": "authsignal"})
+	code := b.authsignal.CodeFor(sess["challengeId"].(string))
+	if r := b.code(ref, "00000000"[:len(code)]); r.status != http.StatusOK {
+		t.Fatalf("wrong code: %d %s", r.status, r.body)
+	}
+	if r := b.code(ref, code); r.status != http.StatusOK || r.json(t)["status"] != "verified" {
+		t.Fatalf("right code: %d %s", r.status, r.body)
+	}
+	r := b.do("GET", "/v1/sessions?status=verified&limit=200", nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), ref) {
+		t.Fatalf("list: %d %s", r.status, r.body)
 	}
 }
