@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/callconnect/callconnectfake"
+	"github.com/ivr-bridge/ivr-bridge/internal/redistest"
 )
 
 func main() {
@@ -79,20 +79,29 @@ func run(ctx context.Context, o options, out io.Writer) (Report, error) {
 			return rep, fmt.Errorf("building ivr-bridge: %v: %s", err, b)
 		}
 	}
-	redis := &redisServer{dir: dir, port: freePort()}
-	if err := redis.start(); err != nil {
+	redisPort, err := redistest.FreePort()
+	if err != nil {
 		return rep, err
 	}
-	defer redis.stop()
+	// AOF fsynced on every write: what the bridge acknowledged must survive a kill.
+	redis := &redistest.Server{Port: redisPort, Args: []string{"--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""}}
+	if err := redis.Start(); err != nil {
+		return rep, fmt.Errorf("redis-server (install Debian's redis-server): %w", err)
+	}
+	defer redis.Kill()
 
 	provider := callconnectfake.New("faultcheck-secret")
 	defer provider.Close()
 	provider.SetDelay(o.latency)
 
-	addr := "127.0.0.1:" + strconv.Itoa(freePort())
+	bridgePort, err := redistest.FreePort()
+	if err != nil {
+		return rep, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(bridgePort)
 	bridge := exec.CommandContext(ctx, bin)
 	bridge.Env = []string{"PATH=" + os.Getenv("PATH"), "IVR_BRIDGE_ADDR=" + addr, "LOG_LEVEL=error",
-		"REDIS_URL=redis://127.0.0.1:" + strconv.Itoa(redis.port) + "/0", "IVR_BRIDGE_API_KEYS=faultcheck",
+		"REDIS_URL=" + redis.URL(), "IVR_BRIDGE_API_KEYS=faultcheck",
 		"CALLCONNECT_SECRET=faultcheck-secret", "CALLCONNECT_BASE_URL=" + provider.URL(),
 		"LIMIT_SENDS_PER_NUMBER=0", "LIMIT_STARTS_PER_KEY=0"}
 	bridge.Stderr = io.Discard
@@ -141,9 +150,9 @@ func run(ctx context.Context, o options, out io.Writer) (Report, error) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		fmt.Fprintf(out, "faultcheck: killing redis-server after %d requests\n", sent.Load())
-		redis.stop()
+		redis.Kill()
 		time.Sleep(o.outage)
-		if err := redis.start(); err != nil {
+		if err := redis.Start(); err != nil {
 			fmt.Fprintln(out, "faultcheck: restarting redis-server:", err)
 			return
 		}
@@ -210,47 +219,5 @@ func waitFor(ctx context.Context, url string) error {
 			return fmt.Errorf("%s did not answer 200: %w", url, errors.Join(err, ctx.Err()))
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// redisServer is a real redis-server with AOF fsynced on every write, in dir.
-type redisServer struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func (r *redisServer) start() error {
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-	if err := r.cmd.Start(); err != nil {
-		return fmt.Errorf("redis-server (install Debian's redis-server): %w", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.port)); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("redis-server did not start")
-}
-
-// stop kills redis-server (SIGKILL): only what AOF holds survives.
-func (r *redisServer) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
 	}
 }

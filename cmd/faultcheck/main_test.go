@@ -4,15 +4,16 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/redistest"
 )
 
 // TestFaultCheckLosesNothing runs a small fault check: Redis killed and restarted under load,
 // every acknowledged session still there.
 func TestFaultCheckLosesNothing(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
+	if err := redistest.Installed(); err != nil {
 		if os.Getenv("REDIS_URL") != "" {
 			t.Fatal("REDIS_URL is set but no redis-server binary is installed")
 		}

@@ -15,70 +15,38 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ivr-bridge/ivr-bridge/internal/redistest"
 	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
 )
 
-// redisProc is one redis-server (a cluster node, a replica or a sentinel) of a test.
-type redisProc struct {
-	port int
-	args []string
-	cmd  *exec.Cmd
-}
-
-func (p *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
-
-func (p *redisProc) start(t *testing.T) {
-	t.Helper()
-	p.cmd = exec.Command("redis-server", p.args...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitPort(t, p.addr())
-}
-
-func (p *redisProc) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
-}
-
-func waitPort(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond})
-		err := c.Ping(context.Background()).Err()
-		c.Close()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not answer: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
+// needRedisServer skips a test that starts its own redis-server processes where none is
+// installed, except in CI (REDIS_URL set), where that is a failure: nothing real goes untested.
 func needRedisServer(t *testing.T) {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("REDIS_URL") != "" {
-				t.Fatalf("REDIS_URL is set but %s is not installed: CI must install Debian's redis-server", bin)
-			}
-			t.Skipf("no %s: this test runs where a real Redis is installed (CI)", bin)
+	if err := redistest.Installed(); err != nil {
+		if os.Getenv("REDIS_URL") != "" {
+			t.Fatalf("REDIS_URL is set but %v: CI must install it", err)
 		}
+		t.Skipf("%v: this test runs where a real Redis is installed (CI)", err)
 	}
+}
+
+// startProc starts a redis-server for the test, killed at its end.
+func startProc(t *testing.T, s *redistest.Server) *redistest.Server {
+	t.Helper()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Kill)
+	return s
 }
 
 // startCluster starts a 3-master, 3-replica Redis Cluster on loopback ports.
-func startCluster(t *testing.T) ([]string, []*redisProc) {
+func startCluster(t *testing.T) ([]string, []*redistest.Server) {
 	t.Helper()
 	needRedisServer(t)
 	dir := t.TempDir()
-	var nodes []*redisProc
+	var nodes []*redistest.Server
 	var addrs []string
 	for i := 0; i < 6; i++ {
 		port := freePortNum(t)
@@ -86,16 +54,14 @@ func startCluster(t *testing.T) ([]string, []*redisProc) {
 		if err := os.MkdirAll(nd, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		p := &redisProc{port: port, args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", nd,
+		p := startProc(t, &redistest.Server{Port: port, Args: []string{"--dir", nd,
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1500",
 			// A replica may always take over: this cluster is seconds old, and the default
 			// validity factor can judge its replication too stale to fail over.
 			"--cluster-replica-validity-factor", "0",
-			"--appendonly", "yes", "--save", ""}}
-		p.start(t)
-		t.Cleanup(p.kill)
+			"--appendonly", "yes", "--save", ""}})
 		nodes = append(nodes, p)
-		addrs = append(addrs, p.addr())
+		addrs = append(addrs, p.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
@@ -149,10 +115,12 @@ func waitClusterOK(t *testing.T, addrs []string) {
 }
 
 func freePortNum(t *testing.T) int {
-	addr := freeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	n, _ := strconv.Atoi(port)
-	return n
+	t.Helper()
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 func TestStoreSuiteOnRedisCluster(t *testing.T) {
@@ -178,9 +146,9 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var victim *redisProc
+	var victim *redistest.Server
 	for _, n := range nodes {
-		if n.addr() == master.Options().Addr {
+		if n.Addr() == master.Options().Addr {
 			victim = n
 		}
 	}
@@ -219,7 +187,7 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 		}(w)
 	}
 	time.Sleep(500 * time.Millisecond)
-	victim.kill()
+	victim.Kill()
 	time.Sleep(4 * time.Second) // node timeout 1.5 s, then the replica's election
 	close(stop)
 	wg.Wait()
@@ -257,45 +225,37 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-func liveAddrs(nodes []*redisProc) []string {
+func liveAddrs(nodes []*redistest.Server) []string {
 	var out []string
 	for _, n := range nodes {
-		if n.cmd != nil {
-			out = append(out, n.addr())
+		if n.Running() {
+			out = append(out, n.Addr())
 		}
 	}
 	return out
 }
 
 // startSentinel starts a master, a replica and three sentinels watching them as "bridge".
-func startSentinel(t *testing.T) (master *redisProc, sentinels []string) {
+func startSentinel(t *testing.T) (master *redistest.Server, sentinels []string) {
 	t.Helper()
 	needRedisServer(t)
 	dir := t.TempDir()
-	master = &redisProc{port: freePortNum(t)}
-	master.args = []string{"--port", strconv.Itoa(master.port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"}
-	master.start(t)
-	t.Cleanup(master.kill)
-	replica := &redisProc{port: freePortNum(t)}
+	master = startProc(t, &redistest.Server{Port: freePortNum(t), Args: []string{"--dir", dir, "--save", "", "--appendonly", "no"}})
 	rdir := filepath.Join(dir, "replica")
 	_ = os.MkdirAll(rdir, 0o755)
-	replica.args = []string{"--port", strconv.Itoa(replica.port), "--bind", "127.0.0.1", "--dir", rdir, "--save", "",
-		"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}
-	replica.start(t)
-	t.Cleanup(replica.kill)
-	waitReplicationUp(t, []string{master.addr(), replica.addr()})
+	replica := startProc(t, &redistest.Server{Port: freePortNum(t), Args: []string{"--dir", rdir, "--save", "",
+		"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}})
+	waitReplicationUp(t, []string{master.Addr(), replica.Addr()})
 	for i := 0; i < 3; i++ {
-		s := &redisProc{port: freePortNum(t)}
+		port := freePortNum(t)
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
-		body := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor bridge 127.0.0.1 %d 2\n"+
-			"sentinel down-after-milliseconds bridge 1000\nsentinel failover-timeout bridge 5000\n", s.port, master.port)
+		body := fmt.Sprintf("sentinel monitor bridge 127.0.0.1 %d 2\n"+
+			"sentinel down-after-milliseconds bridge 1000\nsentinel failover-timeout bridge 5000\n", master.Port)
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s.args = []string{conf, "--sentinel"}
-		s.start(t)
-		t.Cleanup(s.kill)
-		sentinels = append(sentinels, s.addr())
+		s := startProc(t, &redistest.Server{Port: port, ConfigFile: conf, Args: []string{"--sentinel"}})
+		sentinels = append(sentinels, s.Addr())
 	}
 	return master, sentinels
 }
@@ -321,7 +281,7 @@ func TestSentinelFailover(t *testing.T) {
 		b.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t)})
 		refs = append(refs, ref)
 	}
-	master.kill()
+	master.Kill()
 	// Once Sentinel has promoted the replica, every acknowledged session is there.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -344,7 +304,9 @@ func TestSentinelFailover(t *testing.T) {
 	if r := b.do("POST", "/v1/sessions", map[string]any{"referenceId": reference(), "phoneNumber": mobile(t)}); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("start without a replica: %d %s", r.status, r.body)
 	}
-	master.start(t)
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
 	for {
 		r := b.do("POST", "/v1/sessions", map[string]any{"referenceId": reference(), "phoneNumber": mobile(t)})
 		if r.status == http.StatusCreated {

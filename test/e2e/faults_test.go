@@ -4,92 +4,42 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/redistest"
 )
 
-// redisServer runs a real redis-server with AOF (appendfsync always) in a directory of the
-// test, so it can be stopped and started again on the same data.
-type redisServer struct {
-	t    *testing.T
-	dir  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedisServer(t *testing.T) *redisServer {
+// startRedisServer runs a real redis-server with AOF fsynced on every write, in a directory
+// of the test, so it can be killed and started again on the same data.
+func startRedisServer(t *testing.T) *redistest.Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("REDIS_URL") != "" {
-			t.Fatal("REDIS_URL is set but no redis-server binary is installed: CI must install it")
-		}
-		t.Skip("no redis-server binary: this test runs where a real Redis is installed (CI)")
-	}
-	_ = bin
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	needRedisServer(t)
+	port, err := redistest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r := &redisServer{t: t, dir: t.TempDir(), port: port}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
+	rs := &redistest.Server{Port: port, Args: []string{"--dir", t.TempDir(), "--appendonly", "yes", "--appendfsync", "always", "--save", ""}}
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop kills redis-server abruptly (SIGKILL): only what AOF has on disk survives.
-func (r *redisServer) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
+	t.Cleanup(rs.Kill)
+	return rs
 }
 
 func TestRedisRestartLosesNothingAcknowledged(t *testing.T) {
 	rs := startRedisServer(t)
-	b := start(t, map[string]string{"REDIS_URL": rs.url(), "LIMIT_SENDS_PER_NUMBER": "0"})
+	b := start(t, map[string]string{"REDIS_URL": rs.URL(), "LIMIT_SENDS_PER_NUMBER": "0"})
 	var refs []string
 	for i := 0; i < 20; i++ {
 		ref := reference()
 		b.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t)})
 		refs = append(refs, ref)
 	}
-	rs.stop()
+	rs.Kill()
 
 	// Redis down: quick 503s, never a hang past the IVR's deadline.
 	for _, probe := range []func() response{
@@ -109,7 +59,9 @@ func TestRedisRestartLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 
-	rs.start()
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for b.do("GET", "/readyz", nil).status != http.StatusOK {
 		if time.Now().After(deadline) {
