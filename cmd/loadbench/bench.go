@@ -1,0 +1,474 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	apiKey   = "loadbench-key"
+	ccSecret = "loadbench_cc_secret"
+	// bridgePrefix is the store's default key prefix: the binary has no setting for it.
+	bridgePrefix = "ivr:"
+)
+
+// bench holds what one run of the program shares: the fake, the Redis, the children's
+// executables and the run's name, which every key it writes carries.
+type bench struct {
+	o       options
+	w       io.Writer
+	dir     string
+	runID   string
+	rdb     *redis.Client
+	fake    *fakeCallConnect
+	exe     string // the bridge's executable
+	dbsize0 int64
+}
+
+func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
+	b := &bench{o: o, w: w, runID: fmt.Sprintf("lb%x", time.Now().UnixNano()&0xffffffffff)}
+	var err error
+	if b.dir, err = os.MkdirTemp("", "loadbench"); err != nil {
+		return nil, err
+	}
+	ropts, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	b.rdb = redis.NewClient(ropts)
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		b.close()
+		return nil, fmt.Errorf("Redis at %s: %w", o.redisURL, err)
+	}
+	b.dbsize0, _ = b.rdb.DBSize(ctx).Result()
+	if b.fake, err = startFake(ccSecret, o.latency, o.providerTLS, b.dir); err != nil {
+		b.close()
+		return nil, err
+	}
+	switch {
+	case o.inprocess:
+		b.exe = o.self
+	case o.binary != "":
+		b.exe = o.binary
+	default:
+		b.exe = filepath.Join(b.dir, "ivr-bridge")
+		fmt.Fprintf(w, "  building: go build -o %s github.com/ivr-bridge/ivr-bridge/cmd/ivr-bridge\n", b.exe)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.exe, "github.com/ivr-bridge/ivr-bridge/cmd/ivr-bridge")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			b.close()
+			return nil, fmt.Errorf("building ivr-bridge: %w", err)
+		}
+	}
+	proto := "HTTP/1.1"
+	if o.providerTLS {
+		proto = "HTTPS, HTTP/2"
+	}
+	what := "binary " + b.exe
+	if o.inprocess {
+		what = "app.New in this program (cmd/ivr-bridge's wiring)"
+	}
+	fmt.Fprintf(w, "  redis %s; fake Call Connect %s, %v latency (%s); bridge: %s\n", o.redisURL, b.fake.URL(), o.latency, proto, what)
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.fake != nil {
+		b.fake.Close()
+	}
+	if b.rdb != nil {
+		n := b.cleanup(context.Background())
+		size, _ := b.rdb.DBSize(context.Background()).Result()
+		fmt.Fprintf(b.w, "cleanup: removed %d keys of run %s; the database holds %d keys (%d before the run)\n", n, b.runID, size, b.dbsize0)
+		b.rdb.Close()
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+// cleanup removes every key of the run and the run's entries of the bridge's index.
+func (b *bench) cleanup(ctx context.Context) int {
+	n := 0
+	iter := b.rdb.Scan(ctx, 0, "*"+b.runID+"*", 1000).Iterator()
+	var batch []string
+	flush := func() {
+		if len(batch) > 0 {
+			n += int(b.rdb.Unlink(ctx, batch...).Val())
+			batch = batch[:0]
+		}
+	}
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 1000 {
+			flush()
+		}
+	}
+	flush()
+	zi := b.rdb.ZScan(ctx, bridgePrefix+"index", 0, b.runID+"*", 1000).Iterator()
+	var members []any
+	for zi.Next(ctx) {
+		members = append(members, zi.Val())
+		_ = zi.Next(ctx) // the score
+	}
+	for len(members) > 0 {
+		k := min(len(members), 1000)
+		b.rdb.ZRem(ctx, bridgePrefix+"index", members[:k]...)
+		members = members[k:]
+	}
+	return n
+}
+
+// env is the servers' environment: the bridge's variables (the baseline reads the same).
+func (b *bench) env(target string) map[string]string {
+	env := map[string]string{
+		"REDIS_URL":              b.o.redisURL,
+		"CALLCONNECT_SECRET":     ccSecret,
+		"CALLCONNECT_BASE_URL":   b.fake.URL(),
+		"IVR_BRIDGE_API_KEYS":    apiKey,
+		"LIMIT_SENDS_PER_NUMBER": "0",
+		"LIMIT_STARTS_PER_KEY":   "0",
+		"PROVIDER_TIMEOUT":       b.o.providerTimeout.String(),
+		"LOG_LEVEL":              b.o.logLevel,
+	}
+	if b.fake.caFile != "" {
+		env["SSL_CERT_FILE"] = b.fake.caFile
+	}
+	switch {
+	case target == roleBaseline:
+		env[roleEnv] = roleBaseline
+		env[baselinePrefEnv] = "lbbase:"
+	case b.o.inprocess:
+		env[roleEnv] = roleBridge
+		if b.o.cpuprofile != "" {
+			env[cpuProfileEnv] = b.o.cpuprofile
+		}
+	}
+	return env
+}
+
+func (b *bench) start(target string) (*server, error) {
+	exe := b.exe
+	if target == roleBaseline {
+		exe = b.o.self
+	}
+	return startServer(target, exe, b.env(target), b.dir)
+}
+
+// peaks are the highest figures sampled from a server during a run.
+type peaks struct {
+	rssKB      int64
+	socks, fds int
+	goroutines int64
+	samples    int
+}
+
+// sample reads the server's figures every interval until the returned stop is called;
+// withGoroutines also scrapes /metrics (the bridge's only).
+func sample(s *server, interval time.Duration, withGoroutines bool) (stop func() peaks) {
+	var p peaks
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	mc := &http.Client{Timeout: 2 * time.Second}
+	take := func() {
+		p.samples++
+		p.rssKB = max(p.rssKB, rssKB(s.pid()))
+		socks, fds := sockets(s.pid())
+		p.socks, p.fds = max(p.socks, socks), max(p.fds, fds)
+		if withGoroutines {
+			if g, err := goroutines(context.Background(), mc, s.url); err == nil {
+				p.goroutines = max(p.goroutines, g)
+			}
+		}
+	}
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				take()
+			}
+		}
+	})
+	return func() peaks {
+		close(done)
+		wg.Wait()
+		take()
+		mc.CloseIdleConnections()
+		return p
+	}
+}
+
+// measured is one target's run with the server's own figures.
+type measured struct {
+	name     string
+	res      loadResult
+	cpu      time.Duration // the server's CPU time during the run
+	loadCPU  time.Duration // this program's (load, fake)
+	peaks    peaks
+	idleRSS  int64
+	logLines int
+}
+
+// runTarget starts target, warms it up, measures one run and stops it.
+func (b *bench) runTarget(ctx context.Context, target string) (measured, error) {
+	m := measured{name: target}
+	s, err := b.start(target)
+	if err != nil {
+		return m, err
+	}
+	defer s.stop()
+	m.idleRSS = rssKB(s.pid())
+	spec := loadSpec{url: s.url, apiKey: apiKey, concurrency: b.o.concurrency, duration: b.o.duration,
+		timeout: b.o.providerTimeout + 5*time.Second}
+	if warm := b.o.warmup; warm != 0 {
+		if warm < 0 {
+			warm = b.o.concurrency
+		}
+		ws := spec
+		ws.requests, ws.refPrefix = warm, b.runID+"-"+target+"-w"
+		if _, err := drive(ctx, ws); err != nil {
+			return m, err
+		}
+	}
+	spec.requests, spec.refPrefix = b.o.requests, b.runID+"-"+target+"-"
+	stop := sample(s, 250*time.Millisecond, false)
+	cpu0, self0 := cpuTime(s.pid()), selfCPU()
+	m.res, err = drive(ctx, spec)
+	m.cpu, m.loadCPU = cpuTime(s.pid())-cpu0, selfCPU()-self0
+	m.peaks = stop()
+	if err != nil {
+		return m, err
+	}
+	if err := s.stop(); err != nil {
+		return m, err
+	}
+	m.logLines = countLines(s.logPath)
+	return m, nil
+}
+
+func countLines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
+
+func (b *bench) compareMode(ctx context.Context) error {
+	fmt.Fprintf(b.w, "  load: %d concurrent, %d requests (warm-up %d first), at most %v each; POST /v1/sessions, unique referenceIds, random UK mobiles\n",
+		b.o.concurrency, b.o.requests, warmupCount(b.o), b.o.duration)
+	var runs []measured
+	for _, target := range []string{roleBridge, roleBaseline} {
+		m, err := b.runTarget(ctx, target)
+		if err != nil {
+			return fmt.Errorf("%s: %w", target, err)
+		}
+		runs = append(runs, m)
+		b.cleanup(ctx)
+	}
+	fmt.Fprintf(b.w, "\n%-8s %8s %7s %9s %11s %8s %8s %8s %8s %10s %9s %8s\n", "target", "answered", "errors",
+		"elapsed", "throughput", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU µs/req", "peak RSS", "sockets")
+	for _, m := range runs {
+		r := m.res
+		fmt.Fprintf(b.w, "%-8s %8d %7d %8.2fs %9.0f/s %8s %8s %8s %8s %10.0f %7dMB %8d\n", m.name, r.ok, r.failed(),
+			r.elapsed.Seconds(), r.throughput(), ms(r.pct(.5)), ms(r.pct(.99)), ms(r.pct(.999)), ms(r.pct(1)),
+			float64(m.cpu.Microseconds())/float64(max(1, r.issued)), m.peaks.rssKB/1024, m.peaks.socks)
+	}
+	for _, m := range runs {
+		fmt.Fprintf(b.w, "%-8s errors: %s; this program (load+fake) used %.0f µs CPU/req; %d log lines\n", m.name, m.res.errorSummary(),
+			float64(m.loadCPU.Microseconds())/float64(max(1, m.res.issued)), m.logLines)
+	}
+	br, bl := runs[0].res, runs[1].res
+	ratio := br.throughput() / max(bl.throughput(), 1e-9)
+	p99 := br.pct(.99) - bl.pct(.99)
+	if br.failed() > 0 || bl.failed() > 0 {
+		fmt.Fprintf(b.w, "\nWARNING: a target had errors; the ratios below compare unlike runs\n")
+	}
+	fmt.Fprintf(b.w, "\nbridge/baseline: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
+		ratio, verdict(ratio >= 0.8), float64(p99)/1e6, verdict(p99 <= 2*time.Millisecond),
+		float64(br.pct(.5)-bl.pct(.5))/1e6, float64(br.pct(.999)-bl.pct(.999))/1e6)
+	if b.o.cpuprofile != "" {
+		b.printProfile(ctx)
+	}
+	if br.failed() > 0 || bl.failed() > 0 {
+		return fmt.Errorf("errors: bridge %d, baseline %d", br.failed(), bl.failed())
+	}
+	return nil
+}
+
+func warmupCount(o options) int {
+	if o.warmup < 0 {
+		return o.concurrency
+	}
+	return o.warmup
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// printProfile prints the top functions of the bridge's CPU profile (go tool pprof).
+func (b *bench) printProfile(ctx context.Context) {
+	fmt.Fprintf(b.w, "\nCPU profile of the bridge (warm-up and measured run): %s\n", b.o.cpuprofile)
+	for _, args := range [][]string{{"-top", "-nodecount=25"}, {"-top", "-cum", "-nodecount=45"}} {
+		cmd := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), b.o.cpuprofile)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(b.w, "go tool pprof: %v\n", err)
+		}
+		b.w.Write(out)
+	}
+}
+
+// scaleMode releases -concurrency sessions at once against the bridge, then the baseline,
+// and reports each one's peak.
+func (b *bench) scaleMode(ctx context.Context) error {
+	fmt.Fprintf(b.w, "  scale: %d sessions released at once (connections opened first), provider %v, PROVIDER_TIMEOUT %v\n",
+		b.o.concurrency, b.o.latency, b.o.providerTimeout)
+	failed := 0
+	for _, target := range []string{roleBridge, roleBaseline} {
+		n, err := b.scaleTarget(ctx, target)
+		if err != nil {
+			return fmt.Errorf("%s: %w", target, err)
+		}
+		failed += n
+		b.cleanup(ctx)
+	}
+	if b.o.cpuprofile != "" {
+		b.printProfile(ctx)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d sessions failed", failed)
+	}
+	return nil
+}
+
+func (b *bench) scaleTarget(ctx context.Context, target string) (failed int, err error) {
+	s, err := b.start(target)
+	if err != nil {
+		return 0, err
+	}
+	defer s.stop()
+	bridge := target == roleBridge
+	mc := &http.Client{Timeout: 2 * time.Second}
+	defer mc.CloseIdleConnections()
+	var idleG int64
+	if bridge {
+		idleG, _ = goroutines(ctx, mc, s.url)
+	}
+	idleRSS := rssKB(s.pid())
+	idleSocks, _ := sockets(s.pid())
+	// A short warm-up opens the provider and Redis connections.
+	if _, err := drive(ctx, loadSpec{url: s.url, apiKey: apiKey, concurrency: 100, requests: 200, duration: time.Minute,
+		timeout: b.o.providerTimeout + 5*time.Second, refPrefix: b.runID + "-" + target + "-w"}); err != nil {
+		return 0, err
+	}
+	b.fake.resetPeak()
+	var stop func() peaks
+	spec := loadSpec{url: s.url, apiKey: apiKey, concurrency: b.o.concurrency, requests: b.o.concurrency, duration: time.Hour,
+		timeout: b.o.providerTimeout + 6*time.Second, refPrefix: b.runID + "-" + target + "-", burst: true, predial: true,
+		onStart: func() { stop = sample(s, 100*time.Millisecond, bridge) }}
+	cpu0, self0 := cpuTime(s.pid()), selfCPU()
+	res, err := drive(ctx, spec)
+	cpu, self := cpuTime(s.pid())-cpu0, selfCPU()-self0
+	if stop == nil {
+		return 0, err
+	}
+	p := stop()
+	if err != nil {
+		return 0, err
+	}
+	g := func(n int64) string {
+		if !bridge {
+			return "-"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	fmt.Fprintf(b.w, "\n%s: idle %s goroutines, %d sockets, RSS %d MB\n", target, g(idleG), idleSocks, idleRSS/1024)
+	fmt.Fprintf(b.w, "  in flight at once: %d at the client, %d held at the provider\n", res.maxInFlight, b.fake.maxInFlight.Load())
+	fmt.Fprintf(b.w, "  answered %d/%d, errors %d (%s), all answered within %.2fs\n", res.ok, res.issued, res.failed(), res.errorSummary(), res.elapsed.Seconds())
+	fmt.Fprintf(b.w, "  latency p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms (provider %v)\n",
+		ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), ms(res.pct(1)), b.o.latency)
+	fmt.Fprintf(b.w, "  at the peak: %s goroutines, %d open sockets (%d descriptors), RSS %d MB; CPU %.2fs (%.0f µs/session), this program %.2fs\n",
+		g(p.goroutines), p.socks, p.fds, p.rssKB/1024, cpu.Seconds(), float64(cpu.Microseconds())/float64(max(1, res.issued)), self.Seconds())
+	if err := s.stop(); err != nil {
+		return 0, err
+	}
+	if n := s.logCount("provider send failed"); n > 0 {
+		fmt.Fprintf(b.w, "  log: %d failed provider sends\n", n)
+	}
+	return res.failed(), nil
+}
+
+// memoryMode prints the idle bridge's RSS and what a stored session costs in Redis.
+func (b *bench) memoryMode(ctx context.Context) error {
+	s, err := b.start(roleBridge)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	time.Sleep(b.o.idleWait)
+	idle := rssKB(s.pid())
+	fmt.Fprintf(b.w, "\nidle bridge RSS (%v after /healthz answered): %.1f MB (target ≤ 40 MB: %s)\n",
+		b.o.idleWait, float64(idle)/1024, verdict(idle <= 40*1024))
+
+	used0 := usedMemory(ctx, b.rdb)
+	b.fake.SetLatency(time.Millisecond)
+	n := b.o.memorySessions
+	res, err := drive(ctx, loadSpec{url: s.url, apiKey: apiKey, concurrency: 50, requests: n, duration: 5 * time.Minute,
+		timeout: b.o.providerTimeout + 5*time.Second, refPrefix: b.runID + "-m"})
+	if err != nil {
+		return err
+	}
+	if res.failed() > 0 {
+		return fmt.Errorf("storing sessions: %d errors (%s)", res.failed(), res.errorSummary())
+	}
+	used1 := usedMemory(ctx, b.rdb)
+	var keyBytes, dataBytes int64
+	sampleN := min(n, 500)
+	for i := 0; i < sampleN; i++ {
+		key := bridgePrefix + "{" + b.runID + "-m" + strconv.Itoa(i) + "}"
+		keyBytes += b.rdb.MemoryUsage(ctx, key, 0).Val()
+		dataBytes += b.rdb.HStrLen(ctx, key, "d").Val()
+	}
+	idx := bridgePrefix + "index"
+	idxBytes := b.rdb.MemoryUsage(ctx, idx, 0).Val()
+	idxCard := b.rdb.ZCard(ctx, idx).Val()
+	perKey := float64(keyBytes) / float64(sampleN)
+	perIdx := float64(idxBytes) / float64(max(idxCard, 1))
+	fmt.Fprintf(b.w, "stored %d sessions (status sent, 2 events); MEMORY USAGE over %d session hashes: %.0f B each (JSON document %.0f B)\n",
+		n, sampleN, perKey, float64(dataBytes)/float64(sampleN))
+	fmt.Fprintf(b.w, "index %s: %d B for %d entries = %.0f B per session\n", idx, idxBytes, idxCard, perIdx)
+	fmt.Fprintf(b.w, "per session: %.0f B (target ≤ 1024 B: %s); INFO used_memory grew %.0f B per session\n",
+		perKey+perIdx, verdict(perKey+perIdx <= 1024), float64(used1-used0)/float64(n))
+	fmt.Fprintf(b.w, "bridge RSS after storing them: %.1f MB\n", float64(rssKB(s.pid()))/1024)
+	return s.stop()
+}
+
+func usedMemory(ctx context.Context, rdb *redis.Client) int64 {
+	info, _ := rdb.Info(ctx, "memory").Result()
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}

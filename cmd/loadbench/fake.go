@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// fakeCallConnect is a lean Call Connect for load: it checks what the real one checks
+// (path, method, Basic auth with the secret as username and an empty password, a JSON body
+// with only the documented fields, an E.164 number) and answers after a set latency. It
+// keeps counters only, no record of requests, so it costs little beside the system measured.
+type fakeCallConnect struct {
+	srv     *httptest.Server
+	secret  string
+	latency atomic.Int64 // nanoseconds
+
+	inFlight, maxInFlight atomic.Int64
+	sends, refused        atomic.Int64
+	caFile                string // PEM of the server certificate when it serves HTTPS
+}
+
+type fakeStartBody struct {
+	ReferenceID string `json:"referenceId"`
+	PhoneNumber string `json:"phoneNumber"`
+	UserID      string `json:"userId"`
+	Username    string `json:"username"`
+	Email       string `json:"email"`
+	Channel     string `json:"channel"`
+	Locale      string `json:"locale"`
+	Country     string `json:"country"`
+	ActionCode  string `json:"actionCode"`
+}
+
+// startFake starts the fake on loopback. With tls it serves HTTPS with HTTP/2 (many calls
+// over few connections, as a real HTTPS provider would) and writes its certificate to a
+// file in dir for SSL_CERT_FILE.
+func startFake(secret string, latency time.Duration, tls bool, dir string) (*fakeCallConnect, error) {
+	f := &fakeCallConnect{secret: secret}
+	f.latency.Store(int64(latency))
+	f.srv = httptest.NewUnstartedServer(f)
+	if !tls {
+		f.srv.Start()
+		return f, nil
+	}
+	f.srv.EnableHTTP2 = true
+	f.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1000}
+	f.srv.StartTLS()
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw})
+	f.caFile = filepath.Join(dir, "fake-ca.pem")
+	if err := os.WriteFile(f.caFile, cert, 0o600); err != nil {
+		f.srv.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fakeCallConnect) URL() string                    { return f.srv.URL }
+func (f *fakeCallConnect) Close()                         { f.srv.Close() }
+func (f *fakeCallConnect) SetLatency(d time.Duration)     { f.latency.Store(int64(d)) }
+func (f *fakeCallConnect) Latency() time.Duration         { return time.Duration(f.latency.Load()) }
+func (f *fakeCallConnect) resetPeak()                     { f.maxInFlight.Store(f.inFlight.Load()) }
+func (f *fakeCallConnect) counts() (sends, refused int64) { return f.sends.Load(), f.refused.Load() }
+
+func (f *fakeCallConnect) problem(w http.ResponseWriter, status int, code, desc string) {
+	f.refused.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"error": code, "errorCode": code, "errorDescription": desc})
+	_, _ = w.Write(b)
+}
+
+func (f *fakeCallConnect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/call/start" {
+		f.problem(w, http.StatusNotFound, "not_found", "no such endpoint")
+		return
+	}
+	if r.Method != http.MethodPost {
+		f.problem(w, http.StatusMethodNotAllowed, "invalid_request", "POST only")
+		return
+	}
+	if user, pass, ok := r.BasicAuth(); !ok || user != f.secret || pass != "" {
+		f.problem(w, http.StatusUnauthorized, "unauthorized", "bad credentials")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		f.problem(w, http.StatusUnsupportedMediaType, "invalid_request", "send JSON")
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return
+	}
+	var b fakeStartBody
+	if err := strictJSON(raw, &b); err != nil {
+		f.problem(w, http.StatusBadRequest, "invalid_request", "Invalid request body: "+err.Error())
+		return
+	}
+	if b.ReferenceID == "" || !e164(b.PhoneNumber) || (b.Channel != "" && b.Channel != "SMS" && b.Channel != "WHATSAPP") {
+		f.problem(w, http.StatusBadRequest, "invalid_request", "Invalid phone number, referenceId or channel")
+		return
+	}
+	n := f.inFlight.Add(1)
+	for {
+		peak := f.maxInFlight.Load()
+		if n <= peak || f.maxInFlight.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	t := time.NewTimer(f.Latency())
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		t.Stop()
+		f.inFlight.Add(-1)
+		return
+	}
+	f.inFlight.Add(-1)
+	id := f.sends.Add(1)
+	ch := b.Channel
+	if ch == "" {
+		ch = "SMS"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"messageId":"msg_` + strconv.FormatInt(id, 10) + `","channel":"` + ch + `"}`))
+}
+
+func strictJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// e164 reports whether s is +, a digit 1-9, then 6 to 14 digits.
+func e164(s string) bool {
+	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadSpec is one measured run against one server.
+type loadSpec struct {
+	url, apiKey string
+	concurrency int           // workers, each with one request in flight at a time
+	requests    int           // bound on requests
+	duration    time.Duration // bound on time
+	timeout     time.Duration // client timeout of one request
+	refPrefix   string        // references are refPrefix + index
+	// burst: every request waits at a gate and all are released at once (concurrency must
+	// equal requests); predial opens that many connections first, in batches, so the burst
+	// measures the server and not the listen backlog.
+	burst, predial bool
+	// onStart is called once the requests are released (to sample the server meanwhile).
+	onStart func()
+}
+
+// loadResult is what a run measured.
+type loadResult struct {
+	issued      int // requests sent (references used: refPrefix + 0..issued-1)
+	ok          int // 2xx answers
+	statuses    map[int]int
+	errs        map[string]int // transport errors by kind
+	elapsed     time.Duration
+	lat         []time.Duration // of the 2xx answers, sorted
+	maxInFlight int64
+}
+
+func (r loadResult) failed() int { return r.issued - r.ok }
+
+func (r loadResult) throughput() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+// pct is the q-quantile (0..1) of the latencies, nearest rank.
+func (r loadResult) pct(q float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(r.lat))+0.5) - 1
+	return r.lat[max(0, min(i, len(r.lat)-1))]
+}
+
+func (r loadResult) errorSummary() string {
+	var parts []string
+	for s, n := range r.statuses {
+		if s < 200 || s >= 300 {
+			parts = append(parts, fmt.Sprintf("%d×%d", n, s))
+		}
+	}
+	for e, n := range r.errs {
+		parts = append(parts, fmt.Sprintf("%d×%s", n, e))
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// startBody is a valid start for a random UK mobile number.
+func startBody(ref string) string {
+	return `{"referenceId":"` + ref + `","phoneNumber":"+447400` + fmt.Sprintf("%06d", rand.IntN(1000000)) + `"}`
+}
+
+// predialer hands out connections opened beforehand, then dials as usual.
+type predialer struct {
+	conns chan net.Conn
+	d     net.Dialer
+}
+
+func (p *predialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	select {
+	case c := <-p.conns:
+		return c, nil
+	default:
+		return p.d.DialContext(ctx, network, addr)
+	}
+}
+
+func (p *predialer) open(addr string, n int) error {
+	const batch = 500
+	for done := 0; done < n; done += batch {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var firstErr error
+		for i := done; i < min(n, done+batch); i++ {
+			wg.Go(func() {
+				c, err := p.d.Dial("tcp", addr)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					firstErr = cmpErr(firstErr, err)
+					return
+				}
+				p.conns <- c
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+	}
+	return nil
+}
+
+func (p *predialer) close() {
+	for {
+		select {
+		case c := <-p.conns:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// errKind names a transport error briefly, for the error summary.
+func errKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "client-timeout"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case strings.Contains(err.Error(), "connection reset"):
+		return "reset"
+	case strings.Contains(err.Error(), "too many open files"):
+		return "EMFILE"
+	case errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF"):
+		return "EOF"
+	}
+	return "transport"
+}
+
+// drive runs spec and returns what it measured.
+func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
+	pd := &predialer{conns: make(chan net.Conn, spec.concurrency), d: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
+	tr := &http.Transport{
+		DialContext:         pd.DialContext,
+		MaxIdleConns:        spec.concurrency,
+		MaxIdleConnsPerHost: spec.concurrency, // the default 2 would close and reopen connections all along
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	client := &http.Client{Transport: tr, Timeout: spec.timeout}
+	defer tr.CloseIdleConnections()
+	defer pd.close()
+	if spec.predial {
+		if err := pd.open(strings.TrimPrefix(spec.url, "http://"), spec.concurrency); err != nil {
+			return loadResult{}, fmt.Errorf("opening %d connections: %w", spec.concurrency, err)
+		}
+	}
+
+	lat := make([]time.Duration, spec.requests)
+	status := make([]int16, spec.requests)
+	var (
+		next, inFlight, maxInFlight atomic.Int64
+		mu                          sync.Mutex
+		errs                        = map[string]int{}
+	)
+	one := func(i int) {
+		ref := spec.refPrefix + strconv.Itoa(i)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.url+"/v1/sessions", strings.NewReader(startBody(ref)))
+		if err != nil {
+			panic(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+spec.apiKey)
+		n := inFlight.Add(1)
+		for peak := maxInFlight.Load(); n > peak && !maxInFlight.CompareAndSwap(peak, n); peak = maxInFlight.Load() {
+		}
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		d := time.Since(t0)
+		inFlight.Add(-1)
+		if err != nil {
+			mu.Lock()
+			errs[errKind(err)]++
+			mu.Unlock()
+			return
+		}
+		lat[i], status[i] = d, int16(resp.StatusCode)
+	}
+
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	var start, deadline time.Time // set before the gate opens
+	if spec.burst {
+		for i := 0; i < spec.requests; i++ {
+			wg.Go(func() { <-gate; one(i) })
+		}
+		next.Store(int64(spec.requests))
+	} else {
+		for w := 0; w < spec.concurrency; w++ {
+			wg.Go(func() {
+				<-gate
+				for ctx.Err() == nil && time.Now().Before(deadline) {
+					i := int(next.Add(1) - 1)
+					if i >= spec.requests {
+						return
+					}
+					one(i)
+				}
+			})
+		}
+	}
+	start = time.Now()
+	deadline = start.Add(spec.duration)
+	close(gate)
+	if spec.onStart != nil {
+		spec.onStart()
+	}
+	wg.Wait()
+	res := loadResult{elapsed: time.Since(start), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load()}
+	res.issued = min(int(next.Load()), spec.requests)
+	for i := 0; i < res.issued; i++ {
+		if status[i] == 0 {
+			continue
+		}
+		res.statuses[int(status[i])]++
+		if status[i] >= 200 && status[i] < 300 {
+			res.ok++
+			res.lat = append(res.lat, lat[i])
+		}
+	}
+	slices.Sort(res.lat)
+	return res, nil
+}
