@@ -266,13 +266,14 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 		return StartResult{}, err
 	}
 	fp := n.fingerprint()
-	if existing, err := s.store.Get(ctx, n.ReferenceID); err == nil {
-		return s.repeated(ctx, existing, fp)
-	} else if !errors.Is(err, ErrNotFound) {
-		return StartResult{}, storageError(err)
-	}
+	// No read first: the atomic create answers an existing session itself, one round trip
+	// fewer on every start. Only a start the service cannot make now looks for an earlier
+	// one, so a repeated start is answered even if its provider has since gone.
 	provider, err := s.provider(n.Provider)
 	if err != nil {
+		if existing, gerr := s.store.Get(ctx, n.ReferenceID); gerr == nil {
+			return s.repeated(ctx, existing, fp)
+		}
 		if fb, ferr := s.fallbackFor(n.Provider, n.Channel); ferr == nil {
 			provider = fb
 		} else {

@@ -112,11 +112,15 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	// Indexed first, NX: a repeated start keeps the first position, and a create that fails
 	// after this leaves only an index entry that List drops.
 	now := s.CreatedAt
-	if err := indexScript.Run(ctx, r.c, []string{r.IndexKey()}, now.UnixMilli(), s.ReferenceID,
-		now.Add(-2*ttl).UnixMilli(), (2 * ttl).Milliseconds()).Err(); err != nil {
-		return nil, false, storageErr("index", err)
+	indexKeys := []string{r.IndexKey()}
+	indexArgs := []any{now.UnixMilli(), s.ReferenceID, now.Add(-2 * ttl).UnixMilli(), (2 * ttl).Milliseconds()}
+	res, err := r.createPipelined(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
+	if err == errScriptsNotLoaded {
+		if err := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err(); err != nil {
+			return nil, false, storageErr("index", err)
+		}
+		res, err = r.durably(ctx, createScript, s.ReferenceID, data, ttl.Milliseconds()).Slice()
 	}
-	res, err := r.durably(ctx, createScript, s.ReferenceID, data, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return nil, false, storageErr("create", err)
 	}
@@ -200,6 +204,32 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		}
 	}
 	return nil, fmt.Errorf("%w: update of %q kept conflicting", callsession.ErrStorage, ref)
+}
+
+var errScriptsNotLoaded = errors.New("scripts not loaded")
+
+// createPipelined indexes and creates in one round trip (both scripts by SHA in one
+// pipeline; on a cluster go-redis splits it by slot). A server that does not know the
+// scripts yet answers NOSCRIPT, and the caller then takes the sequential path, which loads
+// them. With WithWaitReplicas the sequential path is always taken.
+func (r *Redis) createPipelined(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
+	if r.waitReplicas > 0 {
+		return nil, errScriptsNotLoaded
+	}
+	pipe := r.c.Pipeline()
+	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
+	cr := createScript.EvalSha(ctx, pipe, []string{r.SessionKey(ref)}, data, ttl.Milliseconds())
+	_, _ = pipe.Exec(ctx)
+	if redis.HasErrorPrefix(idx.Err(), "NOSCRIPT") || redis.HasErrorPrefix(cr.Err(), "NOSCRIPT") {
+		return nil, errScriptsNotLoaded
+	}
+	// The session is what a call needs; a failed index write only hides it from the list,
+	// so it fails the create only when the create itself failed.
+	res, err := cr.Slice()
+	if err != nil && idx.Err() != nil {
+		return nil, errors.Join(idx.Err(), err)
+	}
+	return res, err
 }
 
 // durably runs a session script on the session's key and, with WithWaitReplicas, WAITs for
