@@ -25,6 +25,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/callflow"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/connect"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/genesys"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/twilio"
 )
 
 // App is a wired service.
@@ -87,6 +88,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
 		connect.New(connect.Config{APIKey: cfg.ConnectAPIKey, Flow: flow, Logger: log}),
 		genesys.New(genesys.Config{Username: cfg.GenesysUsername, Password: cfg.GenesysPassword, Flow: flow, Logger: log}),
+		twilio.New(twilio.Config{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Flow: flow, Logger: log}),
 		openapi.Handler{},
 	}
 	if cfg.MetricsAddr == "" {
