@@ -26,6 +26,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/connect"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/genesys"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/twilio"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/vonage"
 )
 
 // App is a wired service.
@@ -89,6 +90,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		connect.New(connect.Config{APIKey: cfg.ConnectAPIKey, Flow: flow, Logger: log}),
 		genesys.New(genesys.Config{Username: cfg.GenesysUsername, Password: cfg.GenesysPassword, Flow: flow, Logger: log}),
 		twilio.New(twilio.Config{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Flow: flow, Logger: log}),
+		vonage.New(vonage.Config{SignatureSecret: cfg.VonageSignatureSecret, PublicURL: cfg.PublicURL, Flow: flow, Logger: log}),
 		openapi.Handler{},
 	}
 	if cfg.MetricsAddr == "" {

@@ -18,7 +18,7 @@ func FuzzValidSignature(f *testing.F) {
 		if !ValidSignature("12345", good, rawURL, form) {
 			t.Fatalf("own signature refused for %q", rawURL)
 		}
-		if ValidSignature("12345", good, rawURL+"/other", form) && urlVariants(rawURL+"/other")[0] != rawURL {
+		if ValidSignature("12345", good, rawURL+"/other", form) && urlVariants(rawURL + "/other")[0] != rawURL {
 			t.Fatalf("signature of %q accepted for another URL", rawURL)
 		}
 	})
