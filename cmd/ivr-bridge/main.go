@@ -73,6 +73,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 
 	hs := &http.Server{Addr: cfg.Addr, Handler: a.Handler, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 0, IdleTimeout: 120 * time.Second}
+	hs.RegisterOnShutdown(a.CloseStreams)
 	errc := make(chan error, 2)
 	go func() {
 		log.Info("listening", "addr", cfg.Addr)

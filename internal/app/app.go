@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ivr-bridge/ivr-bridge/internal/agentpage"
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/config"
 	"github.com/ivr-bridge/ivr-bridge/internal/httpapi"
+	"github.com/ivr-bridge/ivr-bridge/internal/live"
 	"github.com/ivr-bridge/ivr-bridge/internal/metrics"
 	"github.com/ivr-bridge/ivr-bridge/internal/openapi"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authentix"
@@ -38,7 +41,9 @@ type App struct {
 	Service  *callsession.Service
 	Store    *store.Redis
 	Embedded bool // the store is the in-process miniredis
-	close    func() error
+	// CloseStreams ends the open event streams, so a graceful shutdown does not wait on them.
+	CloseStreams func()
+	close        func() error
 }
 
 // Close releases the store connection (and stops the embedded Redis).
@@ -50,7 +55,11 @@ type Option func(*options)
 type options struct {
 	clock     callsession.Clock
 	storeOpts []store.Option
+	heartbeat time.Duration
 }
+
+// WithHeartbeat sets the event streams' idle heartbeat (tests shorten it).
+func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
 
 // WithClock replaces the system clock.
 func WithClock(c callsession.Clock) Option { return func(o *options) { o.clock = c } }
@@ -81,9 +90,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	storeOpts := append([]store.Option{store.WithWaitReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)}, o.storeOpts...)
 	rs := store.NewRedis(backend.Client, storeOpts...)
+	hub := live.NewHub(backend.Client, rs.Prefix(), cfg.Session.SessionTTL,
+		func(s *callsession.Session) any { return httpapi.View(s) }, log)
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
-		callsession.WithPublisher(m))
+		callsession.WithPublisher(m), callsession.WithPublisher(hub))
 	flow := callflow.Flow{Service: svc}
 	adapters := []httpapi.Adapter{
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
@@ -92,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		twilio.New(twilio.Config{AuthToken: cfg.TwilioAuthToken, PublicURL: cfg.PublicURL, Flow: flow, Logger: log}),
 		vonage.New(vonage.Config{SignatureSecret: cfg.VonageSignatureSecret, PublicURL: cfg.PublicURL, Flow: flow, Logger: log}),
 		openapi.Handler{},
+		agentpage.Handler{},
 	}
 	if cfg.MetricsAddr == "" {
 		adapters = append(adapters, m)
@@ -101,8 +113,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		APIKeys: cfg.APIKeys, StartsPerKey: cfg.StartsPerKey,
 		Middleware: []echo.MiddlewareFunc{m.Middleware},
 		Adapters:   adapters,
+		Events:     hub, Heartbeat: o.heartbeat,
 	})
-	return &App{Handler: srv.Echo, Metrics: m.Handler(), Service: svc, Store: rs, Embedded: backend.Embedded, close: backend.Close}, nil
+	// The hub's one subscription lives as long as the app.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		hub.Run(hubCtx)
+	}()
+	closeAll := func() error {
+		stopHub()
+		<-hubDone
+		return backend.Close()
+	}
+	return &App{Handler: srv.Echo, Metrics: m.Handler(), Service: svc, Store: rs, Embedded: backend.Embedded,
+		CloseStreams: srv.CloseStreams, close: closeAll}, nil
 }
 
 // Providers makes a client for every provider whose credentials are given. A configuration

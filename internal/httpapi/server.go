@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,6 +37,9 @@ type Deps struct {
 	Adapters []Adapter
 	// Middleware runs on every request inside the request ID and log middleware (metrics).
 	Middleware []echo.MiddlewareFunc
+	// Events serves GET /v1/sessions/{ref}/events; Heartbeat is its idle interval.
+	Events    EventSource
+	Heartbeat time.Duration
 }
 
 // Adapter is a platform's or provider's endpoint set: adding a platform is adding a package
@@ -49,7 +53,15 @@ type Server struct {
 	Echo *echo.Echo
 	deps Deps
 	keys [][sha256.Size]byte
+
+	// streamsDone closes when the server shuts down: event streams never end by themselves,
+	// and a graceful shutdown waits for every open request.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
+
+// CloseStreams ends every open event stream (call it when shutdown begins).
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.streamsDone) }) }
 
 // New builds the server with every API route registered.
 func New(d Deps) *Server {
@@ -58,7 +70,7 @@ func New(d Deps) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{Echo: e, deps: d}
+	s := &Server{Echo: e, deps: d, streamsDone: make(chan struct{})}
 	for _, k := range d.APIKeys {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
@@ -85,6 +97,7 @@ func New(d Deps) *Server {
 	e.POST("/v1/sessions/:ref/code", s.submitCode, key)
 	e.POST("/v1/sessions/:ref/resend", s.resend, key)
 	e.POST("/v1/sessions/:ref/cancel", s.cancel, key)
+	e.GET("/v1/sessions/:ref/events", s.sessionEvents, s.requireAPIKeyOrQuery)
 
 	for _, a := range d.Adapters {
 		a.Register(e)
@@ -167,6 +180,23 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 const ctxKeyAPIKey = "apiKey"
+
+// requireAPIKeyOrQuery is requireAPIKey that also takes the key as ?key=, for the event
+// stream only: a browser's EventSource cannot send headers. The key then appears in the
+// URL, so access logs must not record query strings (ours log the route only).
+func (s *Server) requireAPIKeyOrQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	check := s.requireAPIKey(next)
+	return func(c echo.Context) error {
+		if k := c.QueryParam("key"); k != "" && len(s.keys) > 0 && c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+			if !s.knownKey(k) {
+				return NewError(http.StatusUnauthorized, codeUnauthorized, "missing or invalid API key")
+			}
+			c.Set(ctxKeyAPIKey, k)
+			return next(c)
+		}
+		return check(c)
+	}
+}
 
 func (s *Server) knownKey(key string) bool {
 	sum := sha256.Sum256([]byte(key))

@@ -91,7 +91,7 @@ func New(t testing.TB, env map[string]string) *Stack {
 	s.Config = cfg
 	log := logging.New(s.Logs, cfg.LogLevel)
 	// A prefix per stack keeps tests apart on a shared real Redis, limiter budgets included.
-	a, err := app.New(context.Background(), cfg, log, app.WithClock(s.Clock),
+	a, err := app.New(context.Background(), cfg, log, app.WithClock(s.Clock), app.WithHeartbeat(200*time.Millisecond),
 		app.WithStoreOptions(store.WithPrefix("test:"+RandomID()+":")))
 	if err != nil {
 		t.Fatalf("app: %v", err)

@@ -1,0 +1,96 @@
+package agentpage_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
+)
+
+// browser finds Debian's chromium. Where none is installed the test is skipped, except when
+// IVR_BRIDGE_REQUIRE_BROWSER is set (CI installs chromium and sets it): then it fails.
+func browser(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("IVR_BRIDGE_REQUIRE_BROWSER") != "" {
+		t.Fatal("IVR_BRIDGE_REQUIRE_BROWSER is set but no chromium is installed")
+	}
+	t.Skip("no chromium: the page is tested where a browser is installed (CI)")
+	return ""
+}
+
+func TestAgentPageInHeadlessChromium(t *testing.T) {
+	exe := browser(t)
+	s := apptest.New(t, nil)
+	const number = "+447400123456"
+	ref := "CA" + apptest.RandomID()
+	r := s.Do(http.MethodPost, "/v1/sessions", map[string]any{"referenceId": ref, "phoneNumber": number, "provider": "authsignal"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	code := s.Authsignal.CodeFor(r.JSON(t)["challengeId"].(string))
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 800))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	row := `tr[data-ref="` + ref + `"]`
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(s.URL+"/"),
+		chromedp.WaitVisible(`#key`, chromedp.ByQuery),
+		chromedp.SendKeys(`#key`, apptest.APIKey, chromedp.ByQuery),
+		chromedp.Click(`#key-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(row+`[data-status="sent"]`, chromedp.ByQuery),
+		chromedp.Click(row, chromedp.ByQuery), // follow it live
+	); err != nil {
+		t.Fatalf("loading the page and finding the session: %v", err)
+	}
+
+	if r := s.Do(http.MethodPost, "/v1/sessions/"+ref+"/code", map[string]string{"code": code}); r.Status != http.StatusOK {
+		t.Fatalf("verify: %d %s", r.Status, r.Body)
+	}
+	var badgeClass, badgeText, color, html string
+	if err := chromedp.Run(ctx,
+		chromedp.WaitVisible(row+`[data-status="verified"]`, chromedp.ByQuery),
+		chromedp.AttributeValue(row+` .status`, "class", &badgeClass, nil, chromedp.ByQuery),
+		chromedp.Text(row+` .status`, &badgeText, chromedp.ByQuery),
+		chromedp.Evaluate(`getComputedStyle(document.querySelector('`+row+` .status')).backgroundColor`, &color),
+		chromedp.WaitVisible(`#detail h2`, chromedp.ByQuery),
+		chromedp.OuterHTML(`html`, &html, chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("watching the session turn verified: %v", err)
+	}
+	if !strings.Contains(badgeClass, "status-verified") || badgeText != "verified" || color != "rgb(27, 127, 59)" {
+		t.Fatalf("badge class %q, text %q, colour %s: want green 'verified'", badgeClass, badgeText, color)
+	}
+	if strings.Contains(html, number) || strings.Contains(html, "7400123456") {
+		t.Fatal("the page shows the full phone number")
+	}
+	if !strings.Contains(html, "•••• 3456") || !strings.Contains(html, "code_accepted") {
+		t.Fatal("the page lacks the masked number or the event history")
+	}
+	if path := os.Getenv("AGENT_PAGE_SCREENSHOT"); path != "" {
+		var png []byte
+		if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
+)
+
+type sse struct {
+	id, event, data string
+	comment         bool
+}
+
+// stream opens the event stream and delivers what it reads until it ends.
+func stream(t *testing.T, s *apptest.Stack, ref string, headers map[string]string, query string) (*http.Response, <-chan sse, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/v1/sessions/"+ref+"/events"+query, nil)
+	if query == "" {
+		req.Header.Set("Authorization", "Bearer "+apptest.APIKey)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out := make(chan sse, 64)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var cur sse
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if cur != (sse{}) {
+					out <- cur
+				}
+				cur = sse{}
+			case strings.HasPrefix(line, ":"):
+				out <- sse{comment: true}
+			case strings.HasPrefix(line, "id: "):
+				cur.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				cur.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				cur.data = line[6:]
+			}
+		}
+	}()
+	t.Cleanup(cancel)
+	return resp, out, cancel
+}
+
+// next is the next event (skipping heartbeats), failing after a deadline.
+func next(t *testing.T, ch <-chan sse) (sse, bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return sse{}, false
+			}
+			if ev.comment {
+				continue
+			}
+			return ev, true
+		case <-deadline:
+			t.Fatal("no event within 5 s")
+		}
+	}
+}
+
+func TestSessionEventStream(t *testing.T) {
+	s := apptest.New(t, nil)
+	ref := ref()
+	r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile, "provider": "authsignal"})
+	code := s.Authsignal.CodeFor(r.JSON(t)["challengeId"].(string))
+
+	resp, events, _ := stream(t, s, ref, nil, "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	first, _ := next(t, events)
+	if first.event != "session" || first.id == "" || !strings.Contains(first.data, `"status":"sent"`) || strings.Contains(first.data, "fingerprint") {
+		t.Fatalf("first event %+v", first)
+	}
+	s.Do("POST", "/v1/sessions/"+ref+"/code", map[string]string{"code": "00000000"[:len(code)]})
+	s.Do("POST", "/v1/sessions/"+ref+"/code", map[string]string{"code": code})
+	// Every written change arrives once, in order, and the stream ends after "verified".
+	all := []sse{first}
+	for {
+		ev, open := next(t, events)
+		if !open {
+			break
+		}
+		if !idAfter(ev.id, all[len(all)-1].id) {
+			t.Fatalf("event %s after %s: out of order or repeated", ev.id, all[len(all)-1].id)
+		}
+		all = append(all, ev)
+	}
+	last := all[len(all)-1]
+	if !strings.Contains(last.data, `"status":"verified"`) || len(all) < 3 {
+		t.Fatalf("%d events, the last %+v", len(all), last)
+	}
+	sawRejected := false
+	for _, ev := range all {
+		sawRejected = sawRejected || strings.Contains(ev.data, `"type":"code_rejected"`)
+	}
+	if !sawRejected {
+		t.Fatal("the wrong code never showed")
+	}
+
+	// A viewer reconnecting with the ID it last saw gets what followed, nothing twice.
+	_, replay, _ := stream(t, s, ref, map[string]string{"Last-Event-ID": all[1].id}, "")
+	for i, want := range all[2:] {
+		ev, open := next(t, replay)
+		if !open || ev.id != want.id || ev.data != want.data {
+			t.Fatalf("replay event %d: %+v, want %s", i, ev, want.id)
+		}
+	}
+	if _, open := next(t, replay); open {
+		t.Fatal("the replay stayed open after a final status")
+	}
+}
+
+func TestSessionEventStreamHeartbeatAndAccess(t *testing.T) {
+	s := apptest.New(t, nil)
+	ref := ref()
+	start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile, "provider": "authsignal"})
+
+	// EventSource sends no headers: the key in the query works, here only.
+	resp, events, cancel := stream(t, s, ref, nil, "?key="+apptest.APIKey)
+	if resp.StatusCode != 200 {
+		t.Fatalf("key in the query: %d", resp.StatusCode)
+	}
+	next(t, events)
+	deadline := time.After(5 * time.Second)
+	for beat := false; !beat; {
+		select {
+		case ev := <-events:
+			beat = ev.comment
+		case <-deadline:
+			t.Fatal("no heartbeat on an idle stream")
+		}
+	}
+	cancel()
+
+	for name, tc := range map[string]struct {
+		query   string
+		headers map[string]string
+		status  int
+	}{
+		"wrong key in query": {"?key=nope", nil, 401},
+		"no key":             {"?", nil, 401},
+		"unknown session":    {"", nil, 404},
+		"bad Last-Event-ID":  {"", map[string]string{"Last-Event-ID": "yesterday"}, 400},
+	} {
+		target := ref
+		if name == "unknown session" {
+			target = "nope-" + ref
+		}
+		resp, _, cancel := stream(t, s, target, tc.headers, tc.query)
+		cancel()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", name, resp.StatusCode, tc.status)
+		}
+	}
+	if r := s.Do("GET", "/v1/sessions?key="+apptest.APIKey, nil, "Authorization", ""); r.Status != 401 {
+		t.Fatalf("the query key must work on the event stream only: %d", r.Status)
+	}
+}
+
+// idAfter compares stream IDs "<ms>-<seq>" as numbers.
+func idAfter(a, b string) bool {
+	var am, as, bm, bs int64
+	fmt.Sscanf(a, "%d-%d", &am, &as)
+	fmt.Sscanf(b, "%d-%d", &bm, &bs)
+	return am > bm || am == bm && as > bs
+}

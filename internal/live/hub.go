@@ -1,0 +1,198 @@
+// Package live carries session changes to agent desktops on every replica. Each change is
+// appended to a Redis Stream of its session (`<prefix>{<ref>}:events`, on the session's
+// cluster slot, capped and expiring with the session), and a one-word notice is published on
+// one Pub/Sub channel. Each replica holds a single subscription to that channel and wakes
+// its local viewers of the session named, who read the stream from where they are: so a
+// reconnecting viewer (Last-Event-ID) misses nothing and sees nothing twice.
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+)
+
+// Event is one change of a session: its stream ID and the session JSON.
+type Event struct {
+	ID   string
+	Data []byte
+}
+
+// Hub publishes changes and fans them out to local viewers.
+type Hub struct {
+	c      redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+	log    *slog.Logger
+	view   func(*callsession.Session) any
+
+	mu       sync.Mutex
+	watchers map[string]map[chan struct{}]struct{}
+}
+
+// streamLength caps each session's stream: a session has a few dozen changes at most.
+const streamLength = 200
+
+// NewHub returns a hub on c. Streams live for ttl (the session TTL); view is the JSON form
+// of a session that viewers receive.
+func NewHub(c redis.UniversalClient, prefix string, ttl time.Duration, view func(*callsession.Session) any, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hub{c: c, prefix: prefix, ttl: ttl, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{}}
+}
+
+func (h *Hub) streamKey(ref string) string { return h.prefix + "{" + ref + "}:events" }
+func (h *Hub) channel() string             { return h.prefix + "live" }
+
+// Publish implements callsession.Publisher: append to the session's stream, then notify.
+// Failures are logged, never returned: a late screen must not fail a call.
+func (h *Hub) Publish(ctx context.Context, s *callsession.Session) {
+	data, err := json.Marshal(h.view(s))
+	if err != nil {
+		h.log.ErrorContext(ctx, "live: encoding a session", "err", err)
+		return
+	}
+	key := h.streamKey(s.ReferenceID)
+	pipe := h.c.Pipeline()
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: streamLength, Approx: true, Values: []any{"d", data}})
+	pipe.PExpire(ctx, key, h.ttl)
+	pipe.Publish(ctx, h.channel(), s.ReferenceID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		h.log.WarnContext(ctx, "live: publishing a change", "reference_id", s.ReferenceID, "err", err)
+	}
+}
+
+// Run holds this replica's one subscription until ctx ends, reconnecting when Redis drops.
+func (h *Hub) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		sub := h.c.Subscribe(ctx, h.channel())
+		if _, err := sub.Receive(ctx); err != nil {
+			_ = sub.Close()
+			h.log.WarnContext(ctx, "live: subscribing", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		// Viewers may have missed notices while the subscription was down: wake them all,
+		// they re-read their streams.
+		h.wakeAll()
+		ch := sub.Channel()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				_ = sub.Close()
+				return
+			case m, ok := <-ch:
+				if !ok {
+					break loop
+				}
+				h.wake(m.Payload)
+			}
+		}
+		_ = sub.Close()
+	}
+}
+
+// Watch registers a viewer of ref: the channel receives a signal when ref may have changed.
+func (h *Hub) Watch(ref string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.watchers[ref] == nil {
+		h.watchers[ref] = map[chan struct{}]struct{}{}
+	}
+	h.watchers[ref][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.watchers[ref], ch)
+		if len(h.watchers[ref]) == 0 {
+			delete(h.watchers, ref)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *Hub) wake(ref string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.watchers[ref] {
+		select {
+		case ch <- struct{}{}:
+		default: // already signalled: the viewer reads everything new anyway
+		}
+	}
+}
+
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	refs := make([]string, 0, len(h.watchers))
+	for ref := range h.watchers {
+		refs = append(refs, ref)
+	}
+	h.mu.Unlock()
+	for _, ref := range refs {
+		h.wake(ref)
+	}
+}
+
+// ErrBadEventID is Since's answer to a Last-Event-ID that is not a stream ID.
+var ErrBadEventID = errors.New("not an event id")
+
+// Since returns ref's events after the stream ID after ("" for all), oldest first.
+func (h *Hub) Since(ctx context.Context, ref, after string) ([]Event, error) {
+	start := "-"
+	if after != "" {
+		if !validID(after) {
+			return nil, ErrBadEventID
+		}
+		start = "(" + after
+	}
+	msgs, err := h.c.XRange(ctx, h.streamKey(ref), start, "+").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		d, _ := m.Values["d"].(string)
+		out = append(out, Event{ID: m.ID, Data: []byte(d)})
+	}
+	return out, nil
+}
+
+// Latest is the ID of ref's newest event, "" when it has none.
+func (h *Hub) Latest(ctx context.Context, ref string) (string, error) {
+	msgs, err := h.c.XRevRangeN(ctx, h.streamKey(ref), "+", "-", 1).Result()
+	if err != nil || len(msgs) == 0 {
+		return "", err
+	}
+	return msgs[0].ID, nil
+}
+
+// validID reports whether s is a stream ID: "<ms>-<seq>".
+func validID(s string) bool {
+	dash := false
+	if s == "" || len(s) > 41 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '-' && !dash && i > 0 && i < len(s)-1:
+			dash = true
+		case r < '0' || r > '9':
+			return false
+		}
+	}
+	return dash
+}
