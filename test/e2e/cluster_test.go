@@ -325,6 +325,8 @@ func wholeCall(t *testing.T, b *bridge) {
 	ref := reference()
 	sess := b.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t), "provider": "authsignal"})
 	code := b.authsignal.CodeFor(sess["challengeId"].(string))
+	events := openStream(t, b, ref, "") // live events work on this Redis too
+	<-events
 	if r := b.code(ref, "00000000"[:len(code)]); r.status != http.StatusOK {
 		t.Fatalf("wrong code: %d %s", r.status, r.body)
 	}
@@ -334,5 +336,19 @@ func wholeCall(t *testing.T, b *bridge) {
 	r := b.do("GET", "/v1/sessions?status=verified&limit=200", nil)
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), ref) {
 		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, open := <-events:
+			if !open {
+				t.Fatal("the event stream ended before the verification")
+			}
+			if strings.Contains(ev, `"status":"verified"`) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no verified event on the stream")
+		}
 	}
 }
