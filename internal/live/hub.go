@@ -35,7 +35,20 @@ type Hub struct {
 
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{}
+
+	// changes queue what Publish was given for the writer goroutine, which sends them in
+	// pipelined batches: the call path never waits on the live view.
+	changes chan change
 }
+
+type change struct {
+	ref  string
+	data []byte
+}
+
+// queueLength bounds the changes waiting to be written; beyond it a change is dropped (and
+// logged): a screen a moment stale is better than a call held up.
+const queueLength = 8192
 
 // streamLength caps each session's stream: a session has a few dozen changes at most.
 const streamLength = 200
@@ -46,32 +59,83 @@ func NewHub(c redis.UniversalClient, prefix string, ttl time.Duration, view func
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{c: c, prefix: prefix, ttl: ttl, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{}}
+	return &Hub{c: c, prefix: prefix, ttl: ttl, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{},
+		changes: make(chan change, queueLength)}
 }
 
 func (h *Hub) streamKey(ref string) string { return h.prefix + "{" + ref + "}:events" }
 func (h *Hub) channel() string             { return h.prefix + "live" }
 
-// Publish implements callsession.Publisher: append to the session's stream, then notify.
-// Failures are logged, never returned: a late screen must not fail a call.
+// Publish implements callsession.Publisher: the change is queued, and Run's writer appends
+// it to the session's stream and announces it. Failures are logged, never returned: a late
+// screen must not fail a call.
 func (h *Hub) Publish(ctx context.Context, s *callsession.Session) {
 	data, err := json.Marshal(h.view(s))
 	if err != nil {
 		h.log.ErrorContext(ctx, "live: encoding a session", "err", err)
 		return
 	}
-	key := h.streamKey(s.ReferenceID)
-	pipe := h.c.Pipeline()
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: streamLength, Approx: true, Values: []any{"d", data}})
-	pipe.PExpire(ctx, key, h.ttl)
-	pipe.Publish(ctx, h.channel(), s.ReferenceID)
-	if _, err := pipe.Exec(ctx); err != nil {
-		h.log.WarnContext(ctx, "live: publishing a change", "reference_id", s.ReferenceID, "err", err)
+	select {
+	case h.changes <- change{ref: s.ReferenceID, data: data}:
+	default:
+		h.log.WarnContext(ctx, "live: too many changes queued, one dropped", "reference_id", s.ReferenceID)
 	}
 }
 
-// Run holds this replica's one subscription until ctx ends, reconnecting when Redis drops.
+// maxBatch bounds one pipeline of the writer.
+const maxBatch = 256
+
+// write sends queued changes, in order, in pipelined batches, until ctx ends.
+func (h *Hub) write(ctx context.Context) {
+	batch := make([]change, 0, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			// Shutting down: what was written to the sessions still gets announced.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			ctx = fctx
+			select {
+			case c := <-h.changes:
+				batch = append(batch[:0], c)
+			default:
+				return
+			}
+		case c := <-h.changes:
+			batch = append(batch[:0], c)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case c := <-h.changes:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		pipe := h.c.Pipeline()
+		for _, c := range batch {
+			key := h.streamKey(c.ref)
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: streamLength, Approx: true, Values: []any{"d", c.data}})
+			pipe.PExpire(ctx, key, h.ttl)
+			pipe.Publish(ctx, h.channel(), c.ref)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("live: publishing changes", "changes", len(batch), "err", err)
+		}
+	}
+}
+
+// Run writes the queued changes and holds this replica's one subscription until ctx ends,
+// reconnecting when Redis drops.
 func (h *Hub) Run(ctx context.Context) {
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		h.write(ctx)
+	}()
+	defer writer.Wait()
 	for ctx.Err() == nil {
 		sub := h.c.Subscribe(ctx, h.channel())
 		if _, err := sub.Receive(ctx); err != nil {

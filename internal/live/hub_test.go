@@ -41,6 +41,7 @@ func TestStreamAndNotices(t *testing.T) {
 			prefix := fmt.Sprintf("livetest:%d:", time.Now().UnixNano())
 			// Two hubs on one Redis are two replicas.
 			a, b := NewHub(c, prefix, time.Minute, view, nil), NewHub(c, prefix, time.Minute, view, nil)
+			go a.Run(ctx)
 			go b.Run(ctx)
 			notify, stop := b.Watch("CA1")
 			defer stop()
@@ -71,6 +72,7 @@ func TestStreamAndNotices(t *testing.T) {
 			default:
 			}
 			a.Publish(ctx, &callsession.Session{ReferenceID: "CA1", Status: callsession.StatusVerified})
+			<-notify
 			all, err := b.Since(ctx, "CA1", "")
 			if err != nil || len(all) != 2 {
 				t.Fatalf("Since(all) = %d events, %v", len(all), err)
