@@ -158,6 +158,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil || again != n {
 			t.Fatalf("E.164 %s does not round-trip: %+v, %v", n.E164, again, err)
 		}
+		if pn, err := phonenumbers.Parse(n.E164, ""); err != nil || !phonenumbers.IsValidNumber(pn) {
+			t.Fatalf("%s accepted but libphonenumber's IsValidNumber refuses it", n.E164)
+		}
 	})
 }
 
