@@ -235,3 +235,8 @@ func (p *recordingPublisher) all() []string {
 	defer p.mu.Unlock()
 	return append([]string(nil), p.seen...)
 }
+
+// UpdateKnown has no read to save in memory: it is Update.
+func (m *memStore) UpdateKnown(ctx context.Context, known *Session, ttl time.Duration, fn func(*Session) error) (*Session, error) {
+	return m.Update(ctx, known.ReferenceID, ttl, fn)
+}

@@ -17,6 +17,10 @@ type Store interface {
 	// in between, retrying fn on a conflict. An error from fn aborts without writing. It
 	// returns the session as written, or ErrNotFound.
 	Update(ctx context.Context, referenceID string, ttl time.Duration, fn func(*Session) error) (*Session, error)
+	// UpdateKnown is Update starting from a copy of the session the caller holds (as Create
+	// or a write returned it, with its Version): when nobody wrote the session since, fn runs
+	// on it and the store saves a read; otherwise it is Update. known may be changed.
+	UpdateKnown(ctx context.Context, known *Session, ttl time.Duration, fn func(*Session) error) (*Session, error)
 	// Delete removes a session (a start refused after its atomic create); a missing one is
 	// not an error.
 	Delete(ctx context.Context, referenceID string) error

@@ -320,6 +320,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 // provider when the first one is unavailable (never when it refused the caller).
 func (s *Service) sendFirst(ctx context.Context, sess *Session, provider Provider) (StartResult, error) {
 	res, sendErr := s.send(ctx, provider, sess, 1, sess.Channel)
+	known := sess // as created: the write after the send usually needs no read
 	if sendErr != nil && unavailable(sendErr) {
 		if fb, err := s.fallbackFor(provider.Name(), sess.Channel); err == nil {
 			detail := fmt.Sprintf("%s unavailable, falling back to %s", provider.Name(), fb.Name())
@@ -331,11 +332,11 @@ func (s *Service) sendFirst(ctx context.Context, sess *Session, provider Provide
 			}); err != nil {
 				return StartResult{}, err
 			}
-			provider = fb
+			provider, known = fb, nil
 			res, sendErr = s.send(ctx, provider, sess, 1, sess.Channel)
 		}
 	}
-	out, err := s.update(ctx, sess.ReferenceID, func(cur *Session) error {
+	out, err := s.updateFrom(ctx, sess.ReferenceID, known, func(cur *Session) error {
 		now := s.clock.Now()
 		if sendErr != nil {
 			if CanMove(cur.Status, StatusError) {
@@ -526,11 +527,23 @@ var errNoChange = errors.New("no change")
 
 // update applies fn through the store; errNoChange from fn returns the session unchanged.
 func (s *Service) update(ctx context.Context, ref string, fn func(*Session) error) (*Session, error) {
+	return s.updateFrom(ctx, ref, nil, fn)
+}
+
+// updateFrom is update starting from a session the service holds (nil: read it first).
+func (s *Service) updateFrom(ctx context.Context, ref string, known *Session, fn func(*Session) error) (*Session, error) {
 	var seen *Session
-	out, err := s.store.Update(ctx, ref, s.cfg.SessionTTL, func(cur *Session) error {
+	track := func(cur *Session) error {
 		seen = cur
 		return fn(cur)
-	})
+	}
+	var out *Session
+	var err error
+	if known != nil {
+		out, err = s.store.UpdateKnown(ctx, known, s.cfg.SessionTTL, track)
+	} else {
+		out, err = s.store.Update(ctx, ref, s.cfg.SessionTTL, track)
+	}
 	switch {
 	case errors.Is(err, errNoChange):
 		return seen, nil

@@ -141,6 +141,10 @@ type Session struct {
 	// Fingerprint identifies the start request that created the session, so that a repeated
 	// start can be told apart from a different one with the same reference. Stored, not shown.
 	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// Version is the store's version of this copy (0: unknown), for UpdateKnown's
+	// compare-and-set. Never stored nor shown.
+	Version int64 `json:"-"`
 }
 
 // ProviderRef returns the provider's own ID for the session's send, whichever field holds it.

@@ -125,6 +125,7 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 		return nil, false, storageErr("create", err)
 	}
 	if created, _ := res[0].(int64); created == 1 {
+		s.Version = 1
 		return nil, true, nil
 	}
 	existing, err := decode(res[1])
@@ -160,6 +161,7 @@ func (r *Redis) read(ctx context.Context, ref string) (*callsession.Session, str
 		return nil, "", err
 	}
 	v, _ := vals[0].(string)
+	s.Version, _ = strconv.ParseInt(v, 10, 64)
 	return s, v, nil
 }
 
@@ -192,6 +194,7 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		}
 		switch res {
 		case 1:
+			cur.Version++
 			return cur, nil
 		case -1:
 			return nil, callsession.ErrNotFound
@@ -266,6 +269,35 @@ func (r *Redis) durably(ctx context.Context, script *redis.Script, ref string, a
 		cmd.SetErr(err)
 	}
 	return cmd
+}
+
+// UpdateKnown implements callsession.Store: one compare-and-set on the version the caller
+// holds, no read; a conflict (someone wrote meanwhile) falls back to Update.
+func (r *Redis) UpdateKnown(ctx context.Context, known *callsession.Session, ttl time.Duration, fn func(*callsession.Session) error) (*callsession.Session, error) {
+	if known.Version <= 0 {
+		return r.Update(ctx, known.ReferenceID, ttl, fn)
+	}
+	version := known.Version
+	if err := fn(known); err != nil {
+		// fn judged a copy that may be stale: only the current session's verdict counts.
+		return r.Update(ctx, known.ReferenceID, ttl, fn)
+	}
+	data, err := json.Marshal(known)
+	if err != nil {
+		return nil, fmt.Errorf("encoding session: %w", err)
+	}
+	res, err := r.durably(ctx, casScript, known.ReferenceID, strconv.FormatInt(version, 10), data, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return nil, storageErr("update", err)
+	}
+	switch res {
+	case 1:
+		known.Version = version + 1
+		return known, nil
+	case -1:
+		return nil, callsession.ErrNotFound
+	}
+	return r.Update(ctx, known.ReferenceID, ttl, fn)
 }
 
 // Delete implements callsession.Store.

@@ -32,6 +32,7 @@ func Run(t *testing.T, b Backend) {
 		"CreateGetRoundTrip":                      testCreateGetRoundTrip,
 		"CreateKeepsTheFirst":                     testCreateKeepsTheFirst,
 		"ConcurrentCreatesOneWinner":              testConcurrentCreatesOneWinner,
+		"UpdateKnown":                             testUpdateKnown,
 		"UpdateIsCompareAndSet":                   testUpdateIsCompareAndSet,
 		"UpdateMissingAndAborted":                 testUpdateMissingAndAborted,
 		"TTLSetRefreshedAndExpires":               testTTLSetRefreshedAndExpires,
@@ -372,5 +373,50 @@ func testLimiterAndDeduper(t *testing.T, _ Backend, s *store.Redis) {
 	}
 	if again, _ := s.FirstSeen(ctx, "evt_1", time.Minute); again {
 		t.Fatal("a repeated key was first seen twice")
+	}
+}
+
+func testUpdateKnown(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	sess := Session("CA1", t0)
+	if _, _, err := s.Create(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if sess.Version != 1 {
+		t.Fatalf("created version %d", sess.Version)
+	}
+	stale := Session("CA1", t0)
+	stale.Version = 1
+	// The fast path: the caller's copy is current.
+	out, err := s.UpdateKnown(ctx, sess, time.Hour, func(c *callsession.Session) error { c.Attempts++; return nil })
+	if err != nil || out.Attempts != 1 || out.Version != 2 {
+		t.Fatalf("UpdateKnown = %+v, %v", out, err)
+	}
+	// A stale copy: the write is refused by the version and redone on the current session.
+	out, err = s.UpdateKnown(ctx, stale, time.Hour, func(c *callsession.Session) error { c.Attempts++; return nil })
+	if err != nil || out.Attempts != 2 {
+		t.Fatalf("UpdateKnown from a stale copy = %+v, %v", out, err)
+	}
+	got, _ := s.Get(ctx, "CA1")
+	if got.Attempts != 2 || got.Version != 3 {
+		t.Fatalf("stored attempts %d version %d", got.Attempts, got.Version)
+	}
+	// A refusal judged on a stale copy is judged again on the current one.
+	stale2 := Session("CA1", t0)
+	stale2.Version = 1
+	calls := 0
+	if _, err := s.UpdateKnown(ctx, stale2, time.Hour, func(c *callsession.Session) error {
+		calls++
+		if c.Attempts == 0 {
+			return errors.New("looks untouched")
+		}
+		c.Attempts++
+		return nil
+	}); err != nil || calls != 2 {
+		t.Fatalf("refusal on a stale copy: %v after %d calls", err, calls)
+	}
+	if _, err := s.UpdateKnown(ctx, &callsession.Session{ReferenceID: "nope", Version: 1}, time.Hour,
+		func(*callsession.Session) error { return nil }); !errors.Is(err, callsession.ErrNotFound) {
+		t.Fatalf("UpdateKnown of a missing session = %v", err)
 	}
 }
