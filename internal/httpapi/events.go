@@ -16,8 +16,11 @@ import (
 
 // EventSource is where a session's changes are read and waited for (live.Hub).
 type EventSource interface {
-	Watch(ref string) (<-chan struct{}, func())
-	Since(ctx context.Context, ref, after string) ([]live.Event, error)
+	// Subscribe delivers ref's events after the stream ID after, then each new one.
+	Subscribe(ctx context.Context, ref, after string) (<-chan live.Event, error)
+	// Event returns one event of ref's stream, ok=false when the stream no longer holds it.
+	Event(ctx context.Context, ref, id string) (ev live.Event, ok bool, err error)
+	// Latest is the ID of ref's newest event, "" when none.
 	Latest(ctx context.Context, ref string) (string, error)
 }
 
@@ -31,20 +34,19 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	if s.deps.Events == nil {
 		return NewError(http.StatusNotFound, string(callsession.CodeNotFound), "live events are not enabled")
 	}
-	ctx := c.Request().Context()
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel() // ends the subscription
 	ref := c.Param("ref")
 	last := c.Request().Header.Get("Last-Event-ID")
 	if last == "" {
-		last = c.QueryParam("lastEventId")
+		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header
 	}
-	// Watch first, then read: a change between the two is never missed.
-	notify, stop := s.deps.Events.Watch(ref)
-	defer stop()
 
-	var backlog []live.Event
+	var first []live.Event
 	if last == "" {
 		// The current state, labelled with the newest change it includes (read before the
-		// session, so the state is at least that new).
+		// session, so the state is at least that new; a change in between comes again,
+		// under its own ID).
 		id, err := s.deps.Events.Latest(ctx, ref)
 		if err != nil {
 			return storageFailure(err)
@@ -57,18 +59,28 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		backlog, last = []live.Event{{ID: id, Data: data}}, id
+		first, last = []live.Event{{ID: id, Data: data}}, id
 	} else {
-		if _, err := s.deps.Service.Get(ctx, ref); err != nil {
+		sess, err := s.deps.Service.Get(ctx, ref)
+		if err != nil {
 			return err
 		}
-		evs, err := s.deps.Events.Since(ctx, ref, last)
-		if errors.Is(err, live.ErrBadEventID) {
-			return invalid("Last-Event-ID is not an event ID of this stream")
-		} else if err != nil {
-			return storageFailure(err)
+		if sess.Status.Final() {
+			// A browser's EventSource reconnects whenever a stream ends, even after the final
+			// status. When that status is what the viewer saw last, nothing more will ever
+			// come: 204 is the answer that tells EventSource to stop reconnecting.
+			ev, ok, err := s.deps.Events.Event(ctx, ref, last)
+			if err != nil {
+				return eventsFailure(err)
+			}
+			if ok && isFinal(ev.Data) {
+				return c.NoContent(http.StatusNoContent)
+			}
 		}
-		backlog = evs
+	}
+	events, err := s.deps.Events.Subscribe(ctx, ref, last)
+	if err != nil {
+		return eventsFailure(err)
 	}
 
 	w := c.Response()
@@ -76,20 +88,21 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	send := func(evs []live.Event) (final bool) {
-		for _, ev := range evs {
-			if ev.ID != "" {
-				fmt.Fprintf(w, "id: %s\n", ev.ID)
-				last = ev.ID
-			}
-			fmt.Fprintf(w, "event: session\ndata: %s\n\n", ev.Data)
-			final = final || isFinal(ev.Data)
+	send := func(ev live.Event) (final bool) {
+		if ev.ID != "" {
+			fmt.Fprintf(w, "id: %s\n", ev.ID)
 		}
+		fmt.Fprintf(w, "event: session\ndata: %s\n\n", ev.Data)
 		w.Flush()
-		return final
+		return isFinal(ev.Data)
 	}
-	if send(backlog) {
-		return nil
+	for _, ev := range first {
+		if send(ev) {
+			return nil
+		}
+	}
+	if len(first) == 0 {
+		w.Flush() // the headers, at once: the viewer knows the stream is open
 	}
 	heartbeat := s.deps.Heartbeat
 	if heartbeat <= 0 {
@@ -106,16 +119,8 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		case <-tick.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 			w.Flush()
-		case <-notify:
-			evs, err := s.deps.Events.Since(ctx, ref, last)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				s.deps.Logger.WarnContext(ctx, "live: reading a session's changes", "reference_id", ref, "err", err)
-				continue // the next notice or reconnect retries
-			}
-			if send(evs) {
+		case ev, open := <-events:
+			if !open || send(ev) {
 				return nil
 			}
 		}
@@ -127,6 +132,15 @@ func isFinal(data []byte) bool {
 		Status callsession.Status `json:"status"`
 	}
 	return json.Unmarshal(data, &v) == nil && v.Status.Final()
+}
+
+// eventsFailure maps an error of the event source: a Last-Event-ID that is no stream ID is
+// the viewer's mistake, anything else is Redis.
+func eventsFailure(err error) error {
+	if errors.Is(err, live.ErrBadEventID) {
+		return invalid("Last-Event-ID is not an event ID of this stream")
+	}
+	return storageFailure(err)
 }
 
 func storageFailure(err error) error {

@@ -151,7 +151,10 @@ func (h *Hub) Run(ctx context.Context) {
 		// Viewers may have missed notices while the subscription was down: wake them all,
 		// they re-read their streams.
 		h.wakeAll()
-		ch := sub.Channel()
+		// go-redis reconnects a dropped subscription by itself and says so only with a new
+		// subscription confirmation (Channel hides those): each one means notices may have
+		// been lost in between, so everyone re-reads.
+		ch := sub.ChannelWithSubscriptions()
 	loop:
 		for {
 			select {
@@ -162,15 +165,76 @@ func (h *Hub) Run(ctx context.Context) {
 				if !ok {
 					break loop
 				}
-				h.wake(m.Payload)
+				switch m := m.(type) {
+				case *redis.Message:
+					h.wake(m.Payload)
+				case *redis.Subscription:
+					h.log.InfoContext(ctx, "live: subscription restored", "channel", m.Channel)
+					h.wakeAll()
+				}
 			}
 		}
 		_ = sub.Close()
 	}
 }
 
-// Watch registers a viewer of ref: the channel receives a signal when ref may have changed.
-func (h *Hub) Watch(ref string) (<-chan struct{}, func()) {
+// retryRead is how soon a viewer re-reads its stream after a failed read, should no notice
+// come first.
+const retryRead = time.Second
+
+// Subscribe returns ref's events after the stream ID after ("": from the stream's start),
+// then each one written later, through any replica, until ctx ends (the channel is then
+// closed). Every read starts after the last event delivered, so nothing comes twice and
+// nothing is skipped, whether notices are lost or Redis drops meanwhile. The first read's
+// error is returned (ErrBadEventID when after is not a stream ID); later ones are logged
+// and retried.
+func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, error) {
+	if after != "" && !validID(after) {
+		return nil, ErrBadEventID
+	}
+	// Watch first, then read: a change in between is never missed.
+	notify, stop := h.watch(ref)
+	backlog, err := h.Since(ctx, ref, after)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	out := make(chan Event)
+	go func() {
+		defer close(out)
+		defer stop()
+		retry := time.NewTimer(retryRead)
+		retry.Stop()
+		defer retry.Stop()
+		for {
+			for _, ev := range backlog {
+				select {
+				case out <- ev:
+					after = ev.ID
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-notify:
+			case <-retry.C:
+			}
+			if backlog, err = h.Since(ctx, ref, after); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.log.WarnContext(ctx, "live: reading a session's changes", "reference_id", ref, "err", err)
+				retry.Reset(retryRead)
+			}
+		}
+	}()
+	return out, nil
+}
+
+// watch registers a viewer of ref: the channel receives a signal when ref may have changed.
+func (h *Hub) watch(ref string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	h.mu.Lock()
 	if h.watchers[ref] == nil {
@@ -229,10 +293,26 @@ func (h *Hub) Since(ctx context.Context, ref, after string) ([]Event, error) {
 	}
 	out := make([]Event, 0, len(msgs))
 	for _, m := range msgs {
-		d, _ := m.Values["d"].(string)
-		out = append(out, Event{ID: m.ID, Data: []byte(d)})
+		out = append(out, toEvent(m))
 	}
 	return out, nil
+}
+
+// Event returns ref's event id; ok is false when the stream no longer holds it.
+func (h *Hub) Event(ctx context.Context, ref, id string) (ev Event, ok bool, err error) {
+	if !validID(id) {
+		return Event{}, false, ErrBadEventID
+	}
+	msgs, err := h.c.XRange(ctx, h.streamKey(ref), id, id).Result()
+	if err != nil || len(msgs) == 0 {
+		return Event{}, false, err
+	}
+	return toEvent(msgs[0]), true, nil
+}
+
+func toEvent(m redis.XMessage) Event {
+	d, _ := m.Values["d"].(string)
+	return Event{ID: m.ID, Data: []byte(d)}
 }
 
 // Latest is the ID of ref's newest event, "" when it has none.

@@ -43,9 +43,9 @@ func TestStreamAndNotices(t *testing.T) {
 			a, b := NewHub(c, prefix, time.Minute, view, nil), NewHub(c, prefix, time.Minute, view, nil)
 			go a.Run(ctx)
 			go b.Run(ctx)
-			notify, stop := b.Watch("CA1")
+			notify, stop := b.watch("CA1")
 			defer stop()
-			other, stopOther := b.Watch("CA2")
+			other, stopOther := b.watch("CA2")
 			defer stopOther()
 			time.Sleep(100 * time.Millisecond) // b's subscription is up
 			// When its subscription comes up, a hub wakes every viewer once (they may have

@@ -223,14 +223,20 @@ func (r *Redis) createPipelined(ctx context.Context, ref string, indexKeys []str
 	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
 	cr := createScript.EvalSha(ctx, pipe, []string{r.SessionKey(ref)}, data, ttl.Milliseconds())
 	_, _ = pipe.Exec(ctx)
-	if redis.HasErrorPrefix(idx.Err(), "NOSCRIPT") || redis.HasErrorPrefix(cr.Err(), "NOSCRIPT") {
-		return nil, errScriptsNotLoaded
+	if redis.HasErrorPrefix(cr.Err(), "NOSCRIPT") {
+		return nil, errScriptsNotLoaded // nothing was created: the sequential path does it all
+	}
+	idxErr := idx.Err()
+	if redis.HasErrorPrefix(idxErr, "NOSCRIPT") {
+		// The create ran; only the index's node lacked its script (a cluster's nodes learn
+		// scripts one by one): index now, loading it. Never redo the create.
+		idxErr = indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
 	}
 	// The session is what a call needs; a failed index write only hides it from the list,
 	// so it fails the create only when the create itself failed.
 	res, err := cr.Slice()
-	if err != nil && idx.Err() != nil {
-		return nil, errors.Join(idx.Err(), err)
+	if err != nil && idxErr != nil {
+		return nil, errors.Join(idxErr, err)
 	}
 	return res, err
 }
