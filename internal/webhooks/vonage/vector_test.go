@@ -1,0 +1,35 @@
+package vonage_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/vonage"
+)
+
+// TestVerifyIndependentVector checks VerifyToken against a token made outside Go, with the
+// claims Vonage's signed webhooks carry (iat, jti, iss "Vonage", payload_hash, api_key,
+// application_id): base64url header and claims, HMAC-SHA256 with the secret, built by hand
+// in Python's hmac/hashlib.
+func TestVerifyIndependentVector(t *testing.T) {
+	const (
+		secret = "vonage-vector-secret"
+		token  = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." +
+			"eyJpYXQiOjE3OTAwMDAwMDAsImp0aSI6ImM1YmE4ZjI0LTFhMTQtNGMxMC1iZmRmLTNmYmU4Y2U1MTFiNSIsImlzcyI6IlZvbmFnZSIsInBheWxvYWRfaGFzaCI6ImZiNjJkYmI0YzU3MDc2YjBlYzk4OTg0ODgzZjAwNWNmNDk4ZWY0Njk5NzFlZmEzMmU2MzFiNjdjZmYzMTNkYjQiLCJhcGlfa2V5IjoiYTFiMmMzZDQiLCJhcHBsaWNhdGlvbl9pZCI6ImFhYWFhYWFhLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJ9." +
+			"KmTHDkSqncmkv5DesCQr9AIDsbTaIbbogFo6TB5FwYk"
+		body = `{"from":"447700900001","to":"447700900000","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab"}`
+	)
+	at := time.Unix(1_790_000_000, 0).Add(30 * time.Second)
+	if err := vonage.VerifyToken(secret, token, []byte(body), at); err != nil {
+		t.Fatalf("the vector does not verify: %v", err)
+	}
+	if vonage.VerifyToken(secret, token, []byte(body+" "), at) == nil {
+		t.Fatal("the vector verified for another body")
+	}
+	if vonage.VerifyToken("other-secret", token, []byte(body), at) == nil {
+		t.Fatal("the vector verified with another secret")
+	}
+	if vonage.VerifyToken(secret, token, []byte(body), at.Add(10*time.Minute)) == nil {
+		t.Fatal("a token 10 minutes old verified")
+	}
+}
