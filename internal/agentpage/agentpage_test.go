@@ -2,6 +2,7 @@ package agentpage_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
 )
@@ -39,12 +41,26 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}
 	code := s.Authsignal.CodeFor(r.JSON(t)["challengeId"].(string))
+	// Another call, cancelled: the list shows more than one status.
+	other := "CA" + apptest.RandomID()
+	if r := s.Do(http.MethodPost, "/v1/sessions", map[string]any{"referenceId": other, "phoneNumber": "+447400123457", "provider": "authsignal"}); r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	if r := s.Do(http.MethodPost, "/v1/sessions/"+other+"/cancel", nil); r.Status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", r.Status, r.Body)
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 800))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
+	// cdproto lags Chromium's protocol: events it cannot decode are noise, anything else is
+	// worth seeing.
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "could not unmarshal event") {
+			t.Log(msg)
+		}
+	}))
 	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelTimeout()
@@ -56,7 +72,20 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 		chromedp.SendKeys(`#key`, apptest.APIKey, chromedp.ByQuery),
 		chromedp.Click(`#key-form button`, chromedp.ByQuery),
 		chromedp.WaitVisible(row+`[data-status="sent"]`, chromedp.ByQuery),
-		chromedp.Click(row, chromedp.ByQuery), // follow it live
+		// The last four digits find it; others do not.
+		chromedp.SendKeys(`#search`, "3456", chromedp.ByQuery),
+		chromedp.WaitVisible(row, chromedp.ByQuery),
+		chromedp.SetValue(`#search`, "", chromedp.ByQuery),
+		chromedp.SendKeys(`#search`, "9999", chromedp.ByQuery),
+		chromedp.WaitNotPresent(row, chromedp.ByQuery),
+		chromedp.SetValue(`#search`, "", chromedp.ByQuery),
+		chromedp.SendKeys(`#search`, ref[len(ref)-6:], chromedp.ByQuery),
+		chromedp.WaitVisible(row, chromedp.ByQuery),
+		// Follow it live, from the keyboard.
+		chromedp.Focus(row, chromedp.ByQuery),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(row+`[aria-current="true"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#detail h2`, chromedp.ByQuery),
 	); err != nil {
 		t.Fatalf("loading the page and finding the session: %v", err)
 	}
@@ -64,9 +93,14 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 	if r := s.Do(http.MethodPost, "/v1/sessions/"+ref+"/code", map[string]string{"code": code}); r.Status != http.StatusOK {
 		t.Fatalf("verify: %d %s", r.Status, r.Body)
 	}
-	var badgeClass, badgeText, color, html string
+	var badgeClass, badgeText, color, html, memory, announced string
+	var stopped bool
 	if err := chromedp.Run(ctx,
 		chromedp.WaitVisible(row+`[data-status="verified"]`, chromedp.ByQuery),
+		// After the final status the page stops following (no EventSource left to reconnect).
+		chromedp.Poll(`state.stream === null`, &stopped, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`JSON.stringify(state)`, &memory),
+		chromedp.Text(`#announce`, &announced, chromedp.ByQuery),
 		chromedp.AttributeValue(row+` .status`, "class", &badgeClass, nil, chromedp.ByQuery),
 		chromedp.Text(row+` .status`, &badgeText, chromedp.ByQuery),
 		chromedp.Evaluate(`getComputedStyle(document.querySelector('`+row+` .status')).backgroundColor`, &color),
@@ -78,11 +112,25 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 	if !strings.Contains(badgeClass, "status-verified") || badgeText != "verified" || color != "rgb(27, 127, 59)" {
 		t.Fatalf("badge class %q, text %q, colour %s: want green 'verified'", badgeClass, badgeText, color)
 	}
-	if strings.Contains(html, number) || strings.Contains(html, "7400123456") {
-		t.Fatal("the page shows the full phone number")
+	for _, where := range []string{html, memory} {
+		if strings.Contains(where, number) || strings.Contains(where, "740012345") { // either call's number
+			t.Fatal("the page holds the full phone number")
+		}
+	}
+	if announced != ref+": verified" {
+		t.Fatalf("the live region says %q", announced)
 	}
 	if !strings.Contains(html, "•••• 3456") || !strings.Contains(html, "code_accepted") {
 		t.Fatal("the page lacks the masked number or the event history")
+	}
+	// With the search cleared, both calls are listed again, each status in words.
+	var otherStatus string
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue(`#search`, "", chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-ref="`+other+`"]`, chromedp.ByQuery),
+		chromedp.Text(`tr[data-ref="`+other+`"] .status`, &otherStatus, chromedp.ByQuery),
+	); err != nil || otherStatus != "cancelled" {
+		t.Fatalf("the cancelled call: %q, %v", otherStatus, err)
 	}
 	if path := os.Getenv("AGENT_PAGE_SCREENSHOT"); path != "" {
 		var png []byte

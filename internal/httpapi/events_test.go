@@ -133,6 +133,18 @@ func TestSessionEventStream(t *testing.T) {
 	if _, open := next(t, replay); open {
 		t.Fatal("the replay stayed open after a final status")
 	}
+	// The form of EventSource polyfills: lastEventId and the key in the query.
+	_, polyfill, _ := stream(t, s, ref, nil, "?key="+apptest.APIKey+"&lastEventId="+all[len(all)-2].id)
+	if ev, open := next(t, polyfill); !open || ev.id != last.id {
+		t.Fatalf("resumed with lastEventId: %+v, want %s", ev, last.id)
+	}
+	if _, open := next(t, polyfill); open {
+		t.Fatal("the resumed stream stayed open after a final status")
+	}
+	// EventSource reconnects even after the final status: 204 tells it that is all.
+	if resp, _, _ := stream(t, s, ref, map[string]string{"Last-Event-ID": last.id}, ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("reconnecting after the final status: %d, want 204", resp.StatusCode)
+	}
 }
 
 func TestSessionEventStreamHeartbeatAndAccess(t *testing.T) {

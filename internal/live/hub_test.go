@@ -33,16 +33,22 @@ func clients(t *testing.T) map[string]redis.UniversalClient {
 
 func view(s *callsession.Session) any { return s }
 
+// twoReplicas starts two hubs on one Redis under a fresh prefix: two replicas of the bridge.
+// They run until the test ends.
+func twoReplicas(t *testing.T, c redis.UniversalClient) (context.Context, *Hub, *Hub) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	prefix := fmt.Sprintf("livetest:%d:", time.Now().UnixNano())
+	a, b := NewHub(c, prefix, time.Minute, view, nil), NewHub(c, prefix, time.Minute, view, nil)
+	go a.Run(ctx)
+	go b.Run(ctx)
+	return ctx, a, b
+}
+
 func TestStreamAndNotices(t *testing.T) {
 	for name, c := range clients(t) {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			prefix := fmt.Sprintf("livetest:%d:", time.Now().UnixNano())
-			// Two hubs on one Redis are two replicas.
-			a, b := NewHub(c, prefix, time.Minute, view, nil), NewHub(c, prefix, time.Minute, view, nil)
-			go a.Run(ctx)
-			go b.Run(ctx)
+			ctx, a, b := twoReplicas(t, c)
 			notify, stop := b.watch("CA1")
 			defer stop()
 			other, stopOther := b.watch("CA2")
@@ -94,5 +100,133 @@ func TestStreamAndNotices(t *testing.T) {
 			}
 			c.Del(ctx, a.streamKey("CA1"))
 		})
+	}
+}
+
+// collect reads n events from ch, failing after a deadline.
+func collect(t *testing.T, ch <-chan Event, n int) []Event {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	var out []Event
+	for len(out) < n {
+		select {
+		case ev, open := <-ch:
+			if !open {
+				t.Fatalf("the subscription ended after %d of %d events", len(out), n)
+			}
+			out = append(out, ev)
+		case <-deadline:
+			t.Fatalf("%d of %d events within 5 s", len(out), n)
+		}
+	}
+	return out
+}
+
+func status(i int) callsession.Status {
+	return []callsession.Status{callsession.StatusPending, callsession.StatusSent}[i%2]
+}
+
+// TestSubscribeReplaysThenFollows: a viewer on replica b resuming after an event gets what
+// followed, then the changes both replicas write while it watches: exactly the stream, in its
+// order, nothing twice, nothing skipped.
+func TestSubscribeReplaysThenFollows(t *testing.T) {
+	for name, c := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, a, b := twoReplicas(t, c)
+			defer c.Del(context.Background(), a.streamKey("CA1"))
+
+			for i := range 3 {
+				a.Publish(ctx, &callsession.Session{ReferenceID: "CA1", Status: status(i), Attempts: i})
+			}
+			var before []Event
+			for deadline := time.Now().Add(5 * time.Second); len(before) < 3; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first changes were not written")
+				}
+				before, _ = a.Since(ctx, "CA1", "")
+			}
+
+			subCtx, endSub := context.WithCancel(ctx)
+			sub, err := b.Subscribe(subCtx, "CA1", before[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const more = 40
+			go func() {
+				for i := 3; i < 3+more; i++ {
+					hub := a
+					if i%3 == 0 {
+						hub = b
+					}
+					hub.Publish(ctx, &callsession.Session{ReferenceID: "CA1", Status: status(i), Attempts: i})
+				}
+			}()
+			got := collect(t, sub, 2+more)
+			want, err := a.Since(ctx, "CA1", before[0].ID)
+			if err != nil || len(want) != len(got) {
+				t.Fatalf("the stream holds %d events after the first (%v), the viewer got %d", len(want), err, len(got))
+			}
+			for i := range want {
+				if got[i].ID != want[i].ID || string(got[i].Data) != string(want[i].Data) {
+					t.Fatalf("event %d: got %s, the stream has %s", i, got[i].ID, want[i].ID)
+				}
+			}
+			select {
+			case ev := <-sub:
+				t.Fatalf("an extra event %s", ev.ID)
+			case <-time.After(200 * time.Millisecond):
+			}
+
+			if _, err := b.Subscribe(ctx, "CA1", "yesterday"); !errors.Is(err, ErrBadEventID) {
+				t.Fatalf("Subscribe after a bad ID: %v", err)
+			}
+			if ev, ok, err := b.Event(ctx, "CA1", want[0].ID); err != nil || !ok || string(ev.Data) != string(want[0].Data) {
+				t.Fatalf("Event(%s) = %s, %v, %v", want[0].ID, ev.Data, ok, err)
+			}
+			if _, ok, err := b.Event(ctx, "CA1", "1-1"); ok || err != nil {
+				t.Fatalf("Event of a trimmed or unknown ID: %v, %v", ok, err)
+			}
+
+			endSub()
+			select {
+			case _, open := <-sub:
+				for open {
+					_, open = <-sub
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the subscription outlived its context")
+			}
+		})
+	}
+}
+
+// TestSubscribeSurvivesRedisRestart: notices published while a replica's subscription is
+// down are lost; when it comes back, its viewers re-read their streams and miss nothing.
+func TestSubscribeSurvivesRedisRestart(t *testing.T) {
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := NewHub(c, "livetest:", time.Minute, view, nil)
+	go h.Run(ctx)
+	sub, err := h.Subscribe(ctx, "CA1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Publish(ctx, &callsession.Session{ReferenceID: "CA1", Status: callsession.StatusSent})
+	collect(t, sub, 1) // the subscription is up
+
+	mr.Close()
+	// Written while the replica cannot hear of it: no notice will ever name it.
+	id, err := mr.XAdd(h.streamKey("CA1"), "*", []string{"d", `{"status":"verified"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if ev := collect(t, sub, 1)[0]; ev.ID != id || string(ev.Data) != `{"status":"verified"}` {
+		t.Fatalf("after the restart: %s %s", ev.ID, ev.Data)
 	}
 }

@@ -42,6 +42,22 @@ func openStream(t *testing.T, b *bridge, ref, lastID string) <-chan string {
 	return out
 }
 
+// receive is the next event of a stream, failing after a generous deadline (no timing is
+// asserted with it: it only keeps a broken stream from hanging the test).
+func receive(t *testing.T, events <-chan string, what string) string {
+	t.Helper()
+	select {
+	case ev, open := <-events:
+		if !open {
+			t.Fatalf("%s: the stream ended", what)
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: nothing within 10 s", what)
+	}
+	return ""
+}
+
 // TestLiveEventsAcrossReplicas: a change made through replica A reaches a stream opened on
 // replica B within a second; a stream still open does not hold up a graceful shutdown.
 func TestLiveEventsAcrossReplicas(t *testing.T) {
@@ -53,7 +69,7 @@ func TestLiveEventsAcrossReplicas(t *testing.T) {
 	sess := a.startSession(map[string]any{"referenceId": ref, "phoneNumber": mobile(t), "provider": "authsignal"})
 	code := a.authsignal.CodeFor(sess["challengeId"].(string))
 	events := openStream(t, b, ref, "")
-	first := <-events
+	first := receive(t, events, "the first event on B")
 	if !strings.Contains(first, `"status":"sent"`) {
 		t.Fatalf("first event on B: %s", first)
 	}
@@ -75,10 +91,32 @@ func TestLiveEventsAcrossReplicas(t *testing.T) {
 	}
 	t.Logf("A → B in %s", time.Since(verifiedAt))
 
+	// An agent reconnecting to replica A with the first event's ID gets what followed, the
+	// verification last, and the stream ends there.
+	firstID, _, _ := strings.Cut(first, " ")
+	resumed := openStream(t, a, ref, firstID)
+	for {
+		ev := receive(t, resumed, "resuming on A")
+		if id, _, _ := strings.Cut(ev, " "); id == firstID {
+			t.Fatalf("resuming after %s repeated it", firstID)
+		}
+		if strings.Contains(ev, `"status":"verified"`) {
+			break
+		}
+	}
+	select {
+	case ev, open := <-resumed:
+		if open {
+			t.Fatalf("an event after the final status: %s", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resumed stream stayed open after the final status")
+	}
+
 	// Left open on purpose: at the end of the test both bridges get SIGTERM and must still
 	// exit 0 within their 15 s drain.
 	other := reference()
 	a.startSession(map[string]any{"referenceId": other, "phoneNumber": mobile(t), "provider": "authsignal"})
-	<-openStream(t, a, other, "")
-	<-openStream(t, b, other, "")
+	receive(t, openStream(t, a, other, ""), "a stream left open on A")
+	receive(t, openStream(t, b, other, ""), "a stream left open on B")
 }
