@@ -219,6 +219,7 @@ type measured struct {
 	res      loadResult
 	cpu      time.Duration // the server's CPU time during the run
 	loadCPU  time.Duration // this program's (load, fake)
+	redisCPU time.Duration // the Redis server's (INFO cpu)
 	peaks    peaks
 	idleRSS  int64
 	logLines int
@@ -247,9 +248,9 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 	}
 	spec.requests, spec.refPrefix = b.o.requests, b.runID+"-"+target+"-"
 	stop := sample(s, 250*time.Millisecond, false)
-	cpu0, self0 := cpuTime(s.pid()), selfCPU()
+	cpu0, self0, redis0 := cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
 	m.res, err = drive(ctx, spec)
-	m.cpu, m.loadCPU = cpuTime(s.pid())-cpu0, selfCPU()-self0
+	m.cpu, m.loadCPU, m.redisCPU = cpuTime(s.pid())-cpu0, selfCPU()-self0, redisCPU(ctx, b.rdb)-redis0
 	m.peaks = stop()
 	if err != nil {
 		return m, err
@@ -289,8 +290,9 @@ func (b *bench) compareMode(ctx context.Context) error {
 			float64(m.cpu.Microseconds())/float64(max(1, r.issued)), m.peaks.rssKB/1024, m.peaks.socks)
 	}
 	for _, m := range runs {
-		fmt.Fprintf(b.w, "%-8s errors: %s; this program (load+fake) used %.0f µs CPU/req; %d log lines\n", m.name, m.res.errorSummary(),
-			float64(m.loadCPU.Microseconds())/float64(max(1, m.res.issued)), m.logLines)
+		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, m.res.issued)) }
+		fmt.Fprintf(b.w, "%-8s errors: %s; CPU µs/req of this program (load+fake) %.0f, of Redis %.0f; %d log lines\n", m.name, m.res.errorSummary(),
+			perReq(m.loadCPU), perReq(m.redisCPU), m.logLines)
 	}
 	br, bl := runs[0].res, runs[1].res
 	ratio := br.throughput() / max(bl.throughput(), 1e-9)
@@ -460,6 +462,22 @@ func (b *bench) memoryMode(ctx context.Context) error {
 		perKey+perIdx, verdict(perKey+perIdx <= 1024), float64(used1-used0)/float64(n))
 	fmt.Fprintf(b.w, "bridge RSS after storing them: %.1f MB\n", float64(rssKB(s.pid()))/1024)
 	return s.stop()
+}
+
+// redisCPU is the Redis server's own CPU time so far (INFO cpu: used_cpu_sys + used_cpu_user):
+// Redis shares the machine's cores with the server measured, so its work per request counts.
+func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
+	info, _ := rdb.Info(ctx, "cpu").Result()
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, field := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, field); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 func usedMemory(ctx context.Context, rdb *redis.Client) int64 {

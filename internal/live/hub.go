@@ -1,9 +1,10 @@
 // Package live carries session changes to agent desktops on every replica. Each change is
 // appended to a Redis Stream of its session (`<prefix>{<ref>}:events`, on the session's
-// cluster slot, capped and expiring with the session), and a one-word notice is published on
-// one Pub/Sub channel. Each replica holds a single subscription to that channel and wakes
-// its local viewers of the session named, who read the stream from where they are: so a
-// reconnecting viewer (Last-Event-ID) misses nothing and sees nothing twice.
+// cluster slot, capped and expiring with the session), and a notice naming the sessions of
+// each written batch is published on one Pub/Sub channel. Each replica holds a single
+// subscription to that channel and wakes its local viewers of the sessions named, who read
+// their streams from where they are: so a reconnecting viewer (Last-Event-ID) misses nothing
+// and sees nothing twice.
 package live
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,10 @@ type change struct {
 // queueLength bounds the changes waiting to be written; beyond it a change is dropped (and
 // logged): a screen a moment stale is better than a call held up.
 const queueLength = 8192
+
+// noticeSep separates the references of one notice; a reference never holds a newline
+// (callsession.ValidReferenceID).
+const noticeSep = '\n'
 
 // streamLength caps each session's stream: a session has a few dozen changes at most.
 const streamLength = 200
@@ -114,12 +120,19 @@ func (h *Hub) write(ctx context.Context) {
 			}
 		}
 		pipe := h.c.Pipeline()
-		for _, c := range batch {
+		var notice strings.Builder
+		for i, c := range batch {
 			key := h.streamKey(c.ref)
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: streamLength, Approx: true, Values: []any{"d", c.data}})
 			pipe.PExpire(ctx, key, h.ttl)
-			pipe.Publish(ctx, h.channel(), c.ref)
+			if i > 0 {
+				notice.WriteByte(noticeSep)
+			}
+			notice.WriteString(c.ref)
 		}
+		// One notice for the whole batch, after its appends: on a cluster every PUBLISH is
+		// relayed to every node, and each notice is a message every replica reads.
+		pipe.Publish(ctx, h.channel(), notice.String())
 		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
 			h.log.Warn("live: publishing changes", "changes", len(batch), "err", err)
 		}
@@ -167,7 +180,9 @@ func (h *Hub) Run(ctx context.Context) {
 				}
 				switch m := m.(type) {
 				case *redis.Message:
-					h.wake(m.Payload)
+					for ref := range strings.SplitSeq(m.Payload, string(noticeSep)) {
+						h.wake(ref)
+					}
 				case *redis.Subscription:
 					h.log.InfoContext(ctx, "live: subscription restored", "channel", m.Channel)
 					h.wakeAll()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,5 +229,70 @@ func TestSubscribeSurvivesRedisRestart(t *testing.T) {
 	}
 	if ev := collect(t, sub, 1)[0]; ev.ID != id || string(ev.Data) != `{"status":"verified"}` {
 		t.Fatalf("after the restart: %s %s", ev.ID, ev.Data)
+	}
+}
+
+// A batch of changes is announced by one notice naming each session: the other replica
+// wakes the viewers of every one of them, and no one else.
+func TestOneNoticePerBatch(t *testing.T) {
+	for name, c := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			// Replica a's writer is not running yet: the three changes below are queued
+			// when it starts, so its first batch holds them all.
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			prefix := fmt.Sprintf("livetest:%d:", time.Now().UnixNano())
+			a, b := NewHub(c, prefix, time.Minute, view, nil), NewHub(c, prefix, time.Minute, view, nil)
+			go b.Run(ctx)
+			refs := []string{"CB1", "CB2", "CB3"}
+			var woken []<-chan struct{}
+			for _, ref := range refs {
+				ch, stop := b.watch(ref)
+				defer stop()
+				woken = append(woken, ch)
+			}
+			bystander, stopBystander := b.watch("CB9")
+			defer stopBystander()
+			time.Sleep(100 * time.Millisecond) // b's subscription is up
+			for _, ch := range append(woken, bystander) {
+				select { // the wake-up every viewer gets when a subscription comes up
+				case <-ch:
+				default:
+				}
+			}
+
+			sub := c.Subscribe(ctx, a.channel())
+			defer sub.Close()
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, ref := range refs {
+				a.changes <- change{ref: ref, data: []byte(`{}`)}
+			}
+			go a.write(ctx)
+
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Join(refs, "\n"); msg.Payload != want {
+				t.Fatalf("notice = %q, want %q (one for the batch)", msg.Payload, want)
+			}
+			for i, ch := range woken {
+				select {
+				case <-ch:
+				case <-time.After(3 * time.Second):
+					t.Fatalf("the viewer of %s on replica b was not woken (notice %q)", refs[i], msg.Payload)
+				}
+				if got, err := a.Since(ctx, refs[i], ""); err != nil || len(got) != 1 {
+					t.Fatalf("stream of %s = %d events, %v; want 1", refs[i], len(got), err)
+				}
+			}
+			select {
+			case <-bystander:
+				t.Fatalf("a viewer of a session not in the notice %q was woken", msg.Payload)
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
 	}
 }
