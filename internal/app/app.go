@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		func(s *callsession.Session) any { return httpapi.View(s) }, log)
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
-		callsession.WithPublisher(m), callsession.WithPublisher(hub))
+		callsession.WithStatusObserver(m), callsession.WithPublisher(hub))
 	flow := callflow.Flow{Service: svc}
 	adapters := []httpapi.Adapter{
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},

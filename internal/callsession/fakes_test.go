@@ -69,7 +69,7 @@ func (m *memStore) List(_ context.Context, q ListQuery) (ListPage, error) {
 	defer m.mu.Unlock()
 	var out []*Session
 	for _, b := range m.sessions {
-		if s := decode(b); q.Status == "" || s.Status == q.Status {
+		if s := decode(b); q.Status == "" || s.StatusAt(q.Now) == q.Status {
 			out = append(out, s)
 		}
 	}
@@ -219,9 +219,18 @@ func (l *fakeLimiter) Allow(_ context.Context, key string, limit int, _ time.Dur
 }
 
 // recordingPublisher keeps every published session's reference and status.
+// recordingPublisher records what is published and, as a StatusObserver, each status
+// entered, as "<ref>:<status>".
 type recordingPublisher struct {
-	mu   sync.Mutex
-	seen []string
+	mu      sync.Mutex
+	seen    []string
+	entered []string
+}
+
+func (p *recordingPublisher) StatusEntered(_ context.Context, s *Session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.entered = append(p.entered, s.ReferenceID+":"+string(s.Status))
 }
 
 func (p *recordingPublisher) Publish(_ context.Context, s *Session) {

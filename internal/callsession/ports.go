@@ -32,9 +32,12 @@ type Store interface {
 
 // ListQuery selects a page of recent sessions.
 type ListQuery struct {
-	Status Status // empty: any
+	Status Status // empty: any; matched against the status as it reads at Now
 	Limit  int    // 1..200
 	Cursor string // opaque, from a previous page's NextCursor
+	// Now is when the list is read: a session past its expiry reads as expired then (see
+	// Session.StatusAt). Zero: the stored status.
+	Now time.Time
 }
 
 // ListPage is one page of recent sessions.
@@ -114,4 +117,10 @@ type Deduper interface {
 // Publish reports nothing and implementations log their own failures.
 type Publisher interface {
 	Publish(ctx context.Context, s *Session)
+}
+
+// StatusObserver learns of every session entering a status, once per change (metrics); a
+// write that changes anything else (an attempt counted, a resend) is not one.
+type StatusObserver interface {
+	StatusEntered(ctx context.Context, s *Session)
 }

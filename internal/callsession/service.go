@@ -69,6 +69,7 @@ type Service struct {
 	clock      Clock
 	log        *slog.Logger
 	publishers []Publisher
+	observers  []StatusObserver
 }
 
 // Option changes a Service's collaborators; tests use it for fakes.
@@ -87,6 +88,11 @@ func WithLimiter(l Limiter) Option { return func(s *Service) { s.limiter = l } }
 // events, metrics); it may be given several times.
 func WithPublisher(p Publisher) Option {
 	return func(s *Service) { s.publishers = append(s.publishers, p) }
+}
+
+// WithStatusObserver adds an observer of status changes; it may be given several times.
+func WithStatusObserver(o StatusObserver) Option {
+	return func(s *Service) { s.observers = append(s.observers, o) }
 }
 
 // NewService returns a Service over store with the enabled providers (a provider whose
@@ -306,6 +312,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 		return StartResult{}, err
 	}
 	s.publish(ctx, sess)
+	s.entered(ctx, sess)
 	s.log.InfoContext(ctx, "session created", "reference_id", sess.ReferenceID, "provider", sess.Provider,
 		"channel", sess.Channel, "phone", phone.Mask(sess.PhoneNumber))
 
@@ -506,6 +513,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListPage, error) {
 	if q.Limit > 200 {
 		return ListPage{}, Errorf(CodeInvalidRequest, "limit must be at most 200")
 	}
+	q.Now = s.clock.Now()
 	page, err := s.store.List(ctx, q)
 	if err != nil {
 		if errors.Is(err, ErrStorage) {
@@ -513,11 +521,8 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListPage, error) {
 		}
 		return ListPage{}, &Error{Code: CodeInvalidRequest, Message: "cursor is not valid", Err: err}
 	}
-	now := s.clock.Now()
 	for _, sess := range page.Sessions {
-		if sess.Expired(now) {
-			sess.Status = StatusExpired // shown as it reads; written on the next Get
-		}
+		sess.Status = sess.StatusAt(q.Now) // shown as it reads; an expiry is written on the next Get
 	}
 	return page, nil
 }
@@ -533,8 +538,9 @@ func (s *Service) update(ctx context.Context, ref string, fn func(*Session) erro
 // updateFrom is update starting from a session the service holds (nil: read it first).
 func (s *Service) updateFrom(ctx context.Context, ref string, known *Session, fn func(*Session) error) (*Session, error) {
 	var seen *Session
+	var before Status // of the session the write that succeeded started from
 	track := func(cur *Session) error {
-		seen = cur
+		seen, before = cur, cur.Status
 		return fn(cur)
 	}
 	var out *Session
@@ -557,6 +563,9 @@ func (s *Service) updateFrom(ctx context.Context, ref string, known *Session, fn
 		return nil, storageError(err)
 	}
 	s.publish(ctx, out)
+	if out.Status != before {
+		s.entered(ctx, out)
+	}
 	return out, nil
 }
 
@@ -568,6 +577,13 @@ func (s *Service) publish(ctx context.Context, sess *Session) {
 	}
 	for _, p := range s.publishers {
 		p.Publish(context.WithoutCancel(ctx), sess)
+	}
+}
+
+// entered tells the observers that sess has just entered its status.
+func (s *Service) entered(ctx context.Context, sess *Session) {
+	for _, o := range s.observers {
+		o.StatusEntered(ctx, sess)
 	}
 }
 

@@ -34,7 +34,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	h.svc = NewService(cfg, h.store, []Provider{h.cc, h.as, h.ax}, WithClock(h.clock),
-		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithLimiter(h.limiter), WithPublisher(h.pub))
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithLimiter(h.limiter), WithPublisher(h.pub), WithStatusObserver(h.pub))
 	return h
 }
 
@@ -291,6 +291,13 @@ func TestSubmitCode(t *testing.T) {
 		}
 		if got := strings.Join(eventTypes(s), ","); got != "created,sent,code_rejected,code_accepted,verified" {
 			t.Errorf("events %s", got)
+		}
+		// Counting an attempt or a rejected code enters no status: each status is entered once.
+		h.pub.mu.Lock()
+		entered := strings.Join(h.pub.entered, ",")
+		h.pub.mu.Unlock()
+		if entered != "CA123:pending,CA123:sent,CA123:verified" {
+			t.Errorf("statuses entered: %s", entered)
 		}
 		_, err = h.svc.SubmitCode(ctx, "CA123", "123456")
 		if codeOf(t, err) != CodeInvalidState {

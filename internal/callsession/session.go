@@ -183,3 +183,12 @@ func (s *Session) record(at time.Time, t EventType, detail string) {
 func (s *Session) Expired(now time.Time) bool {
 	return !s.Status.Final() && s.ExpiresAt != nil && !now.Before(*s.ExpiresAt)
 }
+
+// StatusAt is the status as it reads at now: a session past its expiry is expired even
+// before that is written (on its next read). The zero time is the stored status.
+func (s *Session) StatusAt(now time.Time) Status {
+	if !now.IsZero() && s.Expired(now) {
+		return StatusExpired
+	}
+	return s.Status
+}

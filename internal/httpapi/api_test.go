@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
 )
@@ -404,4 +405,39 @@ func eventTypes(t *testing.T, r *apptest.Response) []string {
 		out = append(out, e.(map[string]any)["type"].(string))
 	}
 	return out
+}
+
+// The status filter matches the status a session reads with: one past its expiry is listed
+// under expired (as GET shows it) and no longer under sent.
+func TestListStatusFilterSeesExpiry(t *testing.T) {
+	s := apptest.New(t, map[string]string{"LIMIT_SENDS_PER_NUMBER": "0", "LINK_TTL": "5m", "SESSION_TTL": "1h"})
+	old, fresh := "exp-old-"+apptest.RandomID(), "exp-new-"+apptest.RandomID()
+	if r := start(s, map[string]any{"referenceId": old, "phoneNumber": ukMobile}); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	s.Clock.Advance(6 * time.Minute) // old's link has expired; the session is still stored
+	if r := start(s, map[string]any{"referenceId": fresh, "phoneNumber": ukMobile}); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	listed := func(status string) []string {
+		r := s.Do("GET", "/v1/sessions?status="+status, nil)
+		if r.Status != 200 {
+			t.Fatalf("list %s: %d %s", status, r.Status, r.Body)
+		}
+		var refs []string
+		for _, x := range r.JSON(t)["sessions"].([]any) {
+			m := x.(map[string]any)
+			if m["status"] != status {
+				t.Fatalf("?status=%s listed a session reading %v", status, m["status"])
+			}
+			refs = append(refs, m["referenceId"].(string))
+		}
+		return refs
+	}
+	if got := listed("expired"); len(got) != 1 || got[0] != old {
+		t.Fatalf("?status=expired = %v, want [%s]", got, old)
+	}
+	if got := listed("sent"); len(got) != 1 || got[0] != fresh {
+		t.Fatalf("?status=sent = %v, want [%s]", got, fresh)
+	}
 }

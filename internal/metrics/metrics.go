@@ -149,21 +149,7 @@ func outcomeOf(err error) string {
 	return "error"
 }
 
-// statusEvents are the session events that put a session in a status.
-var statusEvents = map[callsession.EventType]callsession.Status{
-	callsession.EventCreated: callsession.StatusPending, callsession.EventSent: callsession.StatusSent,
-	callsession.EventVerified: callsession.StatusVerified, callsession.EventFailed: callsession.StatusFailed,
-	callsession.EventExpired: callsession.StatusExpired, callsession.EventCancelled: callsession.StatusCancelled,
-	callsession.EventError: callsession.StatusError,
-}
-
-// Publish counts a session entering a status; it is a callsession.Publisher, called after
-// every write, and the write's last event says what changed.
-func (m *Metrics) Publish(_ context.Context, s *callsession.Session) {
-	if len(s.Events) == 0 {
-		return
-	}
-	if st, ok := statusEvents[s.Events[len(s.Events)-1].Type]; ok && st == s.Status {
-		m.statuses.WithLabelValues(string(st)).Inc()
-	}
+// StatusEntered implements callsession.StatusObserver: a session entered its status.
+func (m *Metrics) StatusEntered(_ context.Context, s *callsession.Session) {
+	m.statuses.WithLabelValues(string(s.Status)).Inc()
 }

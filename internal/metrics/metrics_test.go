@@ -98,19 +98,10 @@ func TestProviderCallsCountedByOutcome(t *testing.T) {
 func TestSessionStatusChanges(t *testing.T) {
 	m := New()
 	ctx := context.Background()
-	ev := func(types ...callsession.EventType) []callsession.Event {
-		var out []callsession.Event
-		for _, ty := range types {
-			out = append(out, callsession.Event{Type: ty})
-		}
-		return out
+	for _, st := range []callsession.Status{callsession.StatusPending, callsession.StatusSent, callsession.StatusVerified, callsession.StatusSent} {
+		m.StatusEntered(ctx, &callsession.Session{Status: st})
 	}
-	m.Publish(ctx, &callsession.Session{Status: callsession.StatusPending, Events: ev(callsession.EventCreated)})
-	m.Publish(ctx, &callsession.Session{Status: callsession.StatusSent, Events: ev(callsession.EventCreated, callsession.EventSent)})
-	// A wrong code changes no status.
-	m.Publish(ctx, &callsession.Session{Status: callsession.StatusSent, Events: ev(callsession.EventSent, callsession.EventCodeRejected)})
-	m.Publish(ctx, &callsession.Session{Status: callsession.StatusVerified, Events: ev(callsession.EventCodeAccepted, callsession.EventVerified)})
-	for st, want := range map[string]float64{"pending": 1, "sent": 1, "verified": 1} {
+	for st, want := range map[string]float64{"pending": 1, "sent": 2, "verified": 1, "failed": 0} {
 		if got := testutil.ToFloat64(m.statuses.WithLabelValues(st)); got != want {
 			t.Errorf("%s = %v, want %v", st, got, want)
 		}

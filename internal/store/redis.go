@@ -407,7 +407,7 @@ func (r *Redis) List(ctx context.Context, q callsession.ListQuery) (callsession.
 			if s == nil {
 				continue
 			}
-			if q.Status != "" && s.Status != q.Status {
+			if q.Status != "" && s.StatusAt(q.Now) != q.Status {
 				continue
 			}
 			page.Sessions = append(page.Sessions, s)

@@ -85,6 +85,8 @@ func TestAuthsignalWrongCodeThenRight(t *testing.T) {
 	for _, want := range []string{
 		`ivr_bridge_provider_calls_total{operation="check",outcome="code_accepted",provider="authsignal"} 1`,
 		`ivr_bridge_provider_calls_total{operation="check",outcome="code_rejected",provider="authsignal"} 1`,
+		`ivr_bridge_session_status_changes_total{status="pending"} 1`,
+		`ivr_bridge_session_status_changes_total{status="sent"} 1`, // a code attempt enters no status
 		`ivr_bridge_session_status_changes_total{status="verified"} 1`,
 		`ivr_bridge_http_requests_total{method="POST",route="/v1/sessions/:ref/code",status="200"} 2`,
 	} {
