@@ -46,16 +46,17 @@ func (s Step) Final() bool {
 
 // Result is the outcome of one step.
 type Result struct {
-	Step    Step
-	Session *callsession.Session // nil when there is none (a refused start)
-	Code    callsession.Code     // the DESIGN §7 code for StepRefused and StepError
-	Message string               // safe to show (no number, no code)
+	Step      Step
+	Reference string               // the referenceId asked about, also when there is no session
+	Session   *callsession.Session // nil when there is none (a refused start)
+	Code      callsession.Code     // the DESIGN §7 code for StepRefused and StepError
+	Message   string               // safe to show (no number, no code)
 }
 
 // AttemptsLeft is how many more codes the caller may key in, -1 when unknown.
 func (r Result) AttemptsLeft() int {
-	if r.Session == nil || r.Session.MaxAttempts == 0 {
-		return -1
+	if r.Session == nil || r.Session.MaxAttempts == 0 || r.Session.Status == callsession.StatusError {
+		return -1 // no code to check (a start in error never sent one)
 	}
 	if n := r.Session.MaxAttempts - r.Session.Attempts; n > 0 {
 		return n
@@ -73,6 +74,9 @@ func (r Result) Fields() map[string]string {
 	if r.Code != "" {
 		m["error"] = string(r.Code)
 		m["message"] = r.Message
+	}
+	if r.Reference != "" {
+		m["referenceId"] = r.Reference
 	}
 	if s := r.Session; s != nil {
 		m["referenceId"] = s.ReferenceID
@@ -95,7 +99,15 @@ type Flow struct{ Service Service }
 func (f Flow) Start(ctx context.Context, r callsession.StartRequest) Result {
 	res, err := f.Service.Start(ctx, r)
 	if err != nil {
-		return fromError(err)
+		out := fromError(err).about(r.ReferenceID)
+		if out.Step == StepError {
+			// A start that failed past its create left the session recording the failure:
+			// the flow can branch on its status like on any other.
+			if sess, gerr := f.Service.Get(ctx, r.ReferenceID); gerr == nil {
+				out.Session = sess
+			}
+		}
+		return out
 	}
 	return fromSession(res.Session, false)
 }
@@ -106,7 +118,7 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 		// Nothing a provider could accept: the caller tries again, no attempt spent.
 		sess, err := f.Service.Get(ctx, ref)
 		if err != nil {
-			return fromError(err)
+			return fromError(err).about(ref)
 		}
 		r := fromSession(sess, false)
 		if r.Step == StepEnterCode {
@@ -122,7 +134,7 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 				return fromSession(cur, false)
 			}
 		}
-		return fromError(err)
+		return fromError(err).about(ref)
 	}
 	return fromSession(sess, true)
 }
@@ -131,7 +143,7 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 func (f Flow) Status(ctx context.Context, ref string) Result {
 	sess, err := f.Service.Get(ctx, ref)
 	if err != nil {
-		return fromError(err)
+		return fromError(err).about(ref)
 	}
 	return fromSession(sess, false)
 }
@@ -162,6 +174,14 @@ func fromSession(s *callsession.Session, afterCode bool) Result {
 		r.Step = StepCancelled
 	default:
 		r.Step, r.Code, r.Message = StepError, callsession.CodeProviderError, "the provider refused the verification"
+	}
+	return r
+}
+
+// about names the reference a result without a session answers for.
+func (r Result) about(ref string) Result {
+	if callsession.ValidReferenceID(ref) { // never echo what could not be a reference
+		r.Reference = ref
 	}
 	return r
 }

@@ -137,8 +137,9 @@ func sentTo(provider, step string) map[string]string {
 	}
 }
 
+// refused is a refusal about the contact of the test events.
 func refused(code string) map[string]string {
-	return map[string]string{"step": "refused", "error": code}
+	return map[string]string{"step": "refused", "error": code, "referenceId": contactID}
 }
 
 func TestEvents(t *testing.T) {
@@ -167,16 +168,18 @@ func TestEvents(t *testing.T) {
 			status: 200, want: sentTo("authsignal", "enter_code")},
 		{name: "withheld caller", body: event(t, "start.json", caller("anonymous")), status: 200, want: refused("phone_number_withheld")},
 		{name: "chat contact has no number", body: event(t, "chat.json"), status: 200,
-			want: map[string]string{"step": "refused", "error": "phone_number_withheld"}},
+			want: map[string]string{"step": "refused", "error": "phone_number_withheld", "referenceId": "5ca32fbd-8f92-46af-92a5-6b0f970f0efe"}},
 		{name: "landline caller", body: event(t, "start.json", caller("+442079460000")), status: 200, want: refused("not_mobile")},
 		{name: "invalid caller (the AWS example's number)", body: event(t, "aws-docs-example.json", param("action", "start")),
-			status: 200, want: map[string]string{"step": "refused", "error": "invalid_phone_number"}},
+			status: 200, want: map[string]string{"step": "refused", "error": "invalid_phone_number", "referenceId": "4a573372-1f28-4e26-b97b-XXXXXXXXXXX"}},
 		{name: "country not ISO", body: event(t, "start.json", param("country", "XYZ")), status: 200, want: refused("invalid_request")},
-		{name: "contact id not a reference", body: event(t, "start.json", contact("has spaces in it")), status: 200, want: refused("invalid_request")},
+		{name: "contact id not a reference", body: event(t, "start.json", contact("has spaces in it")), status: 200,
+			want: map[string]string{"step": "refused", "error": "invalid_request"}}, // not echoed
 		{name: "provider failure", body: event(t, "start.json"), sendErr: refuse(callsession.CodeProviderUnavailable, "authsignal is unavailable"),
-			status: 200, want: map[string]string{"step": "error", "error": "provider_unavailable"}},
+			status: 200, want: map[string]string{"step": "error", "error": "provider_unavailable", "referenceId": contactID,
+				"status": "error", "provider": "authsignal", "channel": "SMS", "attempts": "0"}}, // the session records the failure
 		{name: "status of an unknown contact (older event form)", body: event(t, "contact-flow-execution.json"),
-			status: 200, want: map[string]string{"step": "refused", "error": "not_found"}},
+			status: 200, want: map[string]string{"step": "refused", "error": "not_found", "referenceId": "ASDAcxcasDFSSDFs"}},
 		{name: "code for an unknown contact", body: event(t, "code.json"), status: 200, want: refused("not_found")},
 		{name: "action case and spaces", body: event(t, "start.json", param("action", " START ")), status: 200, want: sentTo("authsignal", "enter_code")},
 		{name: "the AWS example names no action", body: event(t, "aws-docs-example.json"), status: 400, code: "invalid_request"},

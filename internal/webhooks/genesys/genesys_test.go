@@ -110,8 +110,9 @@ func sentTo(provider, step string) map[string]string {
 	}
 }
 
+// refused is a refusal about the conversation of the test requests.
 func refused(code string) map[string]string {
-	return map[string]string{"step": "refused", "error": code}
+	return map[string]string{"step": "refused", "error": code, "referenceId": conversationID}
 }
 
 var good = &creds{testUser, testPassword}
@@ -147,7 +148,8 @@ func TestRequests(t *testing.T) {
 		{name: "country not ISO", creds: good, body: request(t, "start.json", "country", "XYZ"), status: 200, want: refused("invalid_request")},
 		{name: "provider failure", creds: good, body: request(t, "start.json"),
 			sendErr: &callsession.Error{Code: callsession.CodeProviderTimeout, Message: "authsignal did not answer in time"},
-			status:  200, want: map[string]string{"step": "error", "error": "provider_timeout"}},
+			status:  200, want: map[string]string{"step": "error", "error": "provider_timeout", "referenceId": conversationID,
+				"status": "error", "provider": "authsignal", "channel": "SMS", "attempts": "0"}}, // the session records the failure
 		{name: "code for an unknown call", creds: good, body: request(t, "code.json"), status: 200, want: refused("not_found")},
 		{name: "status of an unknown call", creds: good, body: request(t, "status.json"), status: 200, want: refused("not_found")},
 		{name: "action case", creds: good, body: request(t, "start.json", "action", "Start"), status: 200, want: sentTo("authsignal", "enter_code")},
