@@ -351,7 +351,10 @@ func TestListNewestFirstWithPaging(t *testing.T) {
 		for _, x := range m["sessions"].([]any) {
 			seen = append(seen, x.(map[string]any)["referenceId"].(string))
 		}
-		cursor, _ = m["nextCursor"].(string)
+		var ok bool
+		if cursor, ok = m["nextCursor"].(string); !ok {
+			t.Fatalf("page without nextCursor: %s", r.Body) // DESIGN §4: always there, "" on the last page
+		}
 		if cursor == "" {
 			break
 		}

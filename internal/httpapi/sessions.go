@@ -67,7 +67,7 @@ func (s *Server) getSession(c echo.Context) error {
 // listBody is the answer of GET /v1/sessions.
 type listBody struct {
 	Sessions   []*callsession.Session `json:"sessions"`
-	NextCursor string                 `json:"nextCursor,omitempty"`
+	NextCursor string                 `json:"nextCursor"` // always there: "" on the last page
 }
 
 func (s *Server) listSessions(c echo.Context) error {

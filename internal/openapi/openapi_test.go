@@ -138,10 +138,17 @@ func TestRealTrafficMatchesTheDocument(t *testing.T) {
 	check("GET", "/v1/sessions/"+ref, nil, 200)
 	check("GET", "/v1/sessions?limit=5", nil, 200)
 	check("POST", "/v1/sessions/"+ref+"/code", `{"code":"000000"}`, 200)
-	check("POST", "/v1/sessions/"+ref+"/resend", `{"channel":"WHATSAPP"}`, 200)
-	check("POST", "/v1/sessions/"+ref+"/code", `{"code":"`+s.Authsignal.CodeFor(challenge)+`"}`, 200)
-	check("POST", "/v1/sessions/"+ref+"/cancel", nil, 200)
+	challenge = check("POST", "/v1/sessions/"+ref+"/resend", `{"channel":"WHATSAPP"}`, 200).JSON(t)["challengeId"].(string)
+	if got := check("POST", "/v1/sessions/"+ref+"/code", `{"code":"`+s.Authsignal.CodeFor(challenge)+`"}`, 200).JSON(t)["status"]; got != "verified" {
+		t.Fatalf("status after the right code = %v, want verified", got)
+	}
+	check("POST", "/v1/sessions/"+ref+"/cancel", nil, 409) // verified is final
+	other := "CA" + apptest.RandomID()
+	check("POST", "/v1/sessions", `{"referenceId":"`+other+`","phoneNumber":"+447400123456","provider":"authsignal","userId":"u1"}`, 201)
+	check("POST", "/v1/sessions/"+other+"/cancel", nil, 200)
+	check("POST", "/v1/sessions/"+other+"/cancel", nil, 200) // cancelling again answers the same session
 	check("GET", "/v1/sessions/nope", nil, 404)
+	check("GET", "/v1/sessions/has%20a%20space", nil, 400)
 	check("POST", "/v1/sessions", `{"referenceId":"x","phoneNumber":"anonymous"}`, 422)
 	check("POST", "/v1/sessions", `{"referenceId":1}`, 400)
 }
