@@ -9,5 +9,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ivr-bridge ./cmd/i
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ivr-bridge /ivr-bridge
 EXPOSE 8080
-USER nonroot:nonroot
+# Numeric: Kubernetes' runAsNonRoot can only verify a numeric user (distroless nonroot is 65532).
+USER 65532:65532
 ENTRYPOINT ["/ivr-bridge"]

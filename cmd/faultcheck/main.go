@@ -126,14 +126,18 @@ func run(ctx context.Context, o options, out io.Writer) (Report, error) {
 			for i := range jobs {
 				ref := fmt.Sprintf("fc-%d-%d", time.Now().UnixNano(), i)
 				sent.Add(1)
-				status, err := post(ctx, client, base, ref, i)
+				status, sess, err := post(ctx, client, base, ref, i)
 				switch {
 				case err != nil:
 					failed.Add(1)
 				case status == http.StatusCreated || status == http.StatusOK:
 					answered.Add(1)
+					if sess.Status != "sent" || sess.MessageID == "" {
+						failed.Add(1) // acknowledged, yet not the sent session a start answers
+						break
+					}
 					acked.Add(1)
-					acknowledged.Store(ref, true)
+					acknowledged.Store(ref, sess)
 				case status == http.StatusServiceUnavailable:
 					answered.Add(1)
 					refused.Add(1)
@@ -167,20 +171,23 @@ func run(ctx context.Context, o options, out io.Writer) (Report, error) {
 	close(jobs)
 	wg.Wait()
 
-	// Every acknowledged session must read back, once Redis answers again.
+	// Every acknowledged session must read back as it was answered (sent, with the same
+	// message), once Redis answers again: one that is missing or reads otherwise is lost.
 	if err := waitFor(ctx, base+"/readyz"); err != nil {
 		return rep, fmt.Errorf("the bridge did not become ready again: %w", err)
 	}
 	lost := 0
-	acknowledged.Range(func(k, _ any) bool {
+	acknowledged.Range(func(k, v any) bool {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/sessions/"+k.(string), nil)
 		req.Header.Set("Authorization", "Bearer faultcheck")
 		resp, err := client.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			lost++
-		}
-		if resp != nil {
+		var got answer
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&got)
 			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode != http.StatusOK || got != *v.(*answer) {
+			lost++
 		}
 		return true
 	})
@@ -191,18 +198,30 @@ func run(ctx context.Context, o options, out io.Writer) (Report, error) {
 	return rep, nil
 }
 
-func post(ctx context.Context, c *http.Client, base, ref string, i int) (int, error) {
+// answer is what faultcheck compares of a session.
+type answer struct {
+	Status    string `json:"status"`
+	MessageID string `json:"messageId"`
+}
+
+func post(ctx context.Context, c *http.Client, base, ref string, i int) (int, *answer, error) {
 	body, _ := json.Marshal(map[string]string{"referenceId": ref, "phoneNumber": fmt.Sprintf("+4474001%05d", i%100000)})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sessions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer faultcheck")
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	var a answer
+	if resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			return resp.StatusCode, nil, fmt.Errorf("reading the answer: %w", err)
+		}
+	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return resp.StatusCode, &a, nil
 }
 
 func waitFor(ctx context.Context, url string) error {

@@ -22,7 +22,16 @@ import (
 
 func main() {
 	checkOnly := flag.Bool("check-config", false, "validate the configuration from the environment and exit")
+	probeURL := flag.String("probe", "", "GET this URL (e.g. http://127.0.0.1:8080/readyz) and exit 0 if it answers 200, else 1: a container health check for an image without curl")
 	flag.Parse()
+
+	if *probeURL != "" {
+		if err := probe(*probeURL, 3*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "ivr-bridge: probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	cfg, err := config.Load(os.Getenv)
 	if err == nil {
@@ -116,4 +125,18 @@ func redactURL(raw string) string {
 		return u.Redacted()
 	}
 	return "(unparseable)"
+}
+
+// probe GETs url and succeeds only on a 200 within timeout.
+func probe(url string, timeout time.Duration) error {
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/phone"
 )
 
 // Code is the machine-readable answer to a request that could not be done. The codes are the
@@ -110,11 +112,13 @@ func (e *ProviderError) Error() string {
 	if e.HTTPStatus != 0 {
 		msg += fmt.Sprintf(" (HTTP %d)", e.HTTPStatus)
 	}
+	// The provider's own words may quote the destination or the code, and this text is
+	// logged and recorded in the session's events.
 	if e.Code != "" {
-		msg += " " + e.Code
+		msg += " " + phone.MaskText(e.Code)
 	}
 	if e.Message != "" {
-		msg += ": " + e.Message
+		msg += ": " + phone.MaskText(e.Message)
 	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()

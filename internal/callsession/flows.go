@@ -163,6 +163,10 @@ func (s *Service) Resend(ctx context.Context, ref string, ch Channel) (*Session,
 	if err != nil {
 		return nil, err
 	}
+	// The session's own limit first: a resend it refuses must not spend the number's budget.
+	if err := s.sessionSendsLeft(sess); err != nil {
+		return nil, err
+	}
 	if err := s.allowNumber(ctx, sess.PhoneNumber); err != nil {
 		return nil, err
 	}
@@ -173,12 +177,8 @@ func (s *Service) Resend(ctx context.Context, ref string, ch Channel) (*Session,
 		if cur.Status != StatusSent {
 			return Errorf(CodeInvalidState, "the session is %s and cannot be resent", cur.Status)
 		}
-		if lim := s.cfg.Limits.SendsPerSession; lim > 0 && cur.Sends >= lim {
-			retry := time.Minute
-			if cur.ExpiresAt != nil {
-				retry = cur.ExpiresAt.Sub(s.clock.Now())
-			}
-			return &Error{Code: CodeRateLimited, Message: fmt.Sprintf("at most %d sends per session", lim), RetryAfter: retry}
+		if err := s.sessionSendsLeft(cur); err != nil {
+			return err
 		}
 		cur.Sends++
 		n = cur.Sends
@@ -217,6 +217,19 @@ func (s *Service) Resend(ctx context.Context, ref string, ch Channel) (*Session,
 		return nil, providerError(sendErr)
 	}
 	return out, nil
+}
+
+// sessionSendsLeft refuses a send beyond the per-session limit, until the session expires.
+func (s *Service) sessionSendsLeft(sess *Session) error {
+	lim := s.cfg.Limits.SendsPerSession
+	if lim <= 0 || sess.Sends < lim {
+		return nil
+	}
+	retry := time.Minute
+	if sess.ExpiresAt != nil {
+		retry = sess.ExpiresAt.Sub(s.clock.Now())
+	}
+	return &Error{Code: CodeRateLimited, Message: fmt.Sprintf("at most %d sends per session", lim), RetryAfter: retry}
 }
 
 // Cancel cancels the session and tells the provider where it has a cancel call. Cancelling a

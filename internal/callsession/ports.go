@@ -66,6 +66,7 @@ type SendResult struct {
 	Channel     Channel   // the channel the provider used, when it says
 	ExpiresAt   time.Time // zero when the provider does not say
 	MaxAttempts int       // the provider's own limit on code checks, 0 when it does not say
+	CodeLength  int       // digits in the code sent, when known (the bridge made it), else 0
 }
 
 // CheckOutcome is the provider's verdict on one code.
@@ -100,8 +101,10 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 
 // Limiter counts events in a window shared by every replica (DESIGN §7 limits).
 type Limiter interface {
-	// Allow takes one from the budget named key, which holds limit per window. When the
-	// budget is spent it returns false and how long until one is available again.
+	// Allow records one event under key unless limit events already happened in the last
+	// window: at most limit are allowed in any window (a sliding window, no burst beyond
+	// it). A refused event is not recorded; the refusal says how long until the oldest
+	// counted event leaves the window. A limit of 0 or less allows everything.
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (allowed bool, retryAfter time.Duration, err error)
 }
 

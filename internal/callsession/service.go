@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -158,9 +157,15 @@ func ValidReferenceID(ref string) bool {
 	return true
 }
 
+// The length of a code a caller keys in (DESIGN §4).
+const (
+	MinCodeLength = 4
+	MaxCodeLength = 10
+)
+
 // ValidCode reports whether code is 4–10 ASCII digits (DESIGN §4).
 func ValidCode(code string) bool {
-	if len(code) < 4 || len(code) > 10 {
+	if len(code) < MinCodeLength || len(code) > MaxCodeLength {
 		return false
 	}
 	for i := 0; i < len(code); i++ {
@@ -326,9 +331,14 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 // sendFirst makes a new session's first send, falling back to the configured fallback
 // provider when the first one is unavailable (never when it refused the caller).
 func (s *Service) sendFirst(ctx context.Context, sess *Session, provider Provider) (StartResult, error) {
-	res, sendErr := s.send(ctx, provider, sess, 1, sess.Channel)
+	// The first send and any fallback share one provider deadline, so a start is answered
+	// within it plus Redis' writes (DESIGN §4: 5 s): a primary that timed out leaves no
+	// time for a fallback; one that failed fast (5xx, refused, breaker open) does.
+	budget, cancelBudget := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	defer cancelBudget()
+	res, sendErr := s.send(budget, provider, sess, 1, sess.Channel)
 	known := sess // as created: the write after the send usually needs no read
-	if sendErr != nil && unavailable(sendErr) {
+	if sendErr != nil && unavailable(sendErr) && budget.Err() == nil {
 		if fb, err := s.fallbackFor(provider.Name(), sess.Channel); err == nil {
 			detail := fmt.Sprintf("%s unavailable, falling back to %s", provider.Name(), fb.Name())
 			s.log.WarnContext(ctx, "provider fallback", "reference_id", sess.ReferenceID, "from", provider.Name(), "to", fb.Name(), "err", sendErr)
@@ -340,7 +350,7 @@ func (s *Service) sendFirst(ctx context.Context, sess *Session, provider Provide
 				return StartResult{}, err
 			}
 			provider, known = fb, nil
-			res, sendErr = s.send(ctx, provider, sess, 1, sess.Channel)
+			res, sendErr = s.send(budget, provider, sess, 1, sess.Channel)
 		}
 	}
 	out, err := s.updateFrom(ctx, sess.ReferenceID, known, func(cur *Session) error {
@@ -381,6 +391,7 @@ func (s *Service) applySend(cur *Session, provider ProviderName, res SendResult,
 		exp = res.ExpiresAt.UTC()
 	}
 	cur.ExpiresAt = &exp
+	cur.CodeLength = res.CodeLength // a resend's code replaces the last one
 	if res.MaxAttempts > 0 && (cur.MaxAttempts == 0 || res.MaxAttempts < cur.MaxAttempts) {
 		cur.MaxAttempts = res.MaxAttempts
 	}
@@ -629,8 +640,5 @@ func providerDetail(err error) string {
 	if pe.Err != nil {
 		d = strings.TrimSuffix(d, ": "+pe.Err.Error())
 	}
-	// A provider's message may quote the destination: keep only the last digits of any number.
-	return digitRun.ReplaceAllStringFunc(d, phone.Mask)
+	return d // the provider's words are masked by ProviderError.Error
 }
-
-var digitRun = regexp.MustCompile(`\+?\d[\d ().-]{5,}\d`)

@@ -1,9 +1,9 @@
 package callsession
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -19,6 +19,25 @@ type harness struct {
 	ax      *fakeProvider
 	limiter *fakeLimiter
 	pub     *recordingPublisher
+	logs    *lockedBuffer // what the service logged, at every level
+}
+
+// lockedBuffer is a bytes.Buffer that concurrent log writes may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
@@ -26,7 +45,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	h := &harness{
 		store: newMemStore(), clock: &fakeClock{now: time.Date(2026, 11, 24, 18, 5, 0, 0, time.UTC)},
 		cc: newFakeProvider(ProviderCallConnect), as: newFakeProvider(ProviderAuthsignal), ax: newFakeProvider(ProviderAuthentix),
-		limiter: &fakeLimiter{}, pub: &recordingPublisher{},
+		limiter: &fakeLimiter{}, pub: &recordingPublisher{}, logs: &lockedBuffer{},
 	}
 	cfg := Config{Limits: Limits{SendsPerSession: 3, SendsPerNumber: 5, NumberWindow: 10 * time.Minute, CodeAttempts: 5},
 		ProviderTimeout: 200 * time.Millisecond}
@@ -34,7 +53,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	h.svc = NewService(cfg, h.store, []Provider{h.cc, h.as, h.ax}, WithClock(h.clock),
-		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithLimiter(h.limiter), WithPublisher(h.pub), WithStatusObserver(h.pub))
+		WithLogger(slog.New(slog.NewTextHandler(h.logs, nil))), WithLimiter(h.limiter), WithPublisher(h.pub), WithStatusObserver(h.pub))
 	return h
 }
 
@@ -170,7 +189,7 @@ func TestStartRefusals(t *testing.T) {
 }
 
 func TestStartProviderFailures(t *testing.T) {
-	rejected := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderRejected, HTTPStatus: 400, Message: "bad +14155552671"}
+	rejected := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderRejected, HTTPStatus: 400, Message: "bad +1 (415) 555-2671, code 123456"}
 	down := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderUnavailable, HTTPStatus: 503}
 	cases := []struct {
 		name     string
@@ -201,10 +220,18 @@ func TestStartProviderFailures(t *testing.T) {
 			if res.Session == nil || res.Session.Status != c.status {
 				t.Fatalf("answered session %+v", res.Session)
 			}
+			// The provider's message quoted the number and a code: neither may reach the
+			// session's events or the logs whole.
 			for _, e := range got.Events {
-				if strings.Contains(e.Detail, "5552671") && !strings.Contains(e.Detail, "***2671") {
-					t.Errorf("event leaks the number: %q", e.Detail)
+				if strings.Contains(e.Detail, "555-2671") || strings.Contains(e.Detail, "5552671") || strings.Contains(e.Detail, "123456") {
+					t.Errorf("event leaks the number or the code: %q", e.Detail)
 				}
+			}
+			if logs := h.logs.String(); strings.Contains(logs, "555-2671") || strings.Contains(logs, "5552671") || strings.Contains(logs, "123456") {
+				t.Errorf("logs leak the number or the code:\n%s", logs)
+			}
+			if c.err == rejected && !strings.Contains(h.logs.String(), "***2671") {
+				t.Errorf("the provider's message is not logged masked:\n%s", h.logs.String())
 			}
 		})
 	}
@@ -214,6 +241,15 @@ func TestStartProviderFailures(t *testing.T) {
 		_, err := h.svc.Start(context.Background(), usMobile)
 		if codeOf(t, err) != CodeProviderTimeout {
 			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a timed-out primary leaves no time for the fallback", func(t *testing.T) {
+		// The start's provider deadline is one budget: the fallback would answer after it.
+		h := newHarness(t, func(cfg *Config) { cfg.Fallback = ProviderAuthsignal })
+		h.cc.delay = time.Second
+		_, err := h.svc.Start(context.Background(), usMobile)
+		if codeOf(t, err) != CodeProviderTimeout || h.as.sendCount() != 0 {
+			t.Fatalf("got %v after %d fallback sends", err, h.as.sendCount())
 		}
 	})
 	t.Run("disabled provider", func(t *testing.T) {
@@ -434,6 +470,10 @@ func TestResendAndCancel(t *testing.T) {
 		}
 		if h.as.sendCount() != 3 {
 			t.Fatalf("sent %d", h.as.sendCount())
+		}
+		// The refused resend spent nothing of the number's budget (1 start + 2 resends).
+		if n := h.limiter.count["sends:number:+14155552671"]; n != 3 {
+			t.Fatalf("the number's budget counted %d sends, want 3", n)
 		}
 		keys := map[string]bool{}
 		for _, r := range h.as.sends {

@@ -132,6 +132,7 @@ type Session struct {
 	Locale           string       `json:"locale,omitempty"`
 	Attempts         int          `json:"attempts"`
 	MaxAttempts      int          `json:"maxAttempts"`
+	CodeLength       int          `json:"codeLength,omitempty"` // digits of the code sent, when known: IVRs stop collecting there
 	Sends            int          `json:"sends"`
 	ExpiresAt        *time.Time   `json:"expiresAt,omitempty"`
 	CreatedAt        time.Time    `json:"createdAt"`

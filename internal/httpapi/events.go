@@ -30,6 +30,11 @@ const DefaultHeartbeat = 15 * time.Second
 // sessionEvents streams a session as Server-Sent Events: its state now, then one
 // `event: session` per change (id = the change's stream ID, so Last-Event-ID resumes without
 // gaps or repeats), a heartbeat comment when idle, and the end after a final status.
+//
+// Expiry and a pending start that never finished are written by whoever reads the session
+// next (Service.Get settles them), not when their time comes: so when that time comes the
+// stream reads the session itself, and the change it writes comes back through the hub like
+// any other, to every viewer on every replica.
 func (s *Server) sessionEvents(c echo.Context) error {
 	if s.deps.Events == nil {
 		return NewError(http.StatusNotFound, string(callsession.CodeNotFound), "live events are not enabled")
@@ -42,6 +47,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header
 	}
 
+	var sess *callsession.Session
 	var first []live.Event
 	if last == "" {
 		// The current state, labelled with the newest change it includes (read before the
@@ -51,7 +57,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		if err != nil {
 			return storageFailure(err)
 		}
-		sess, err := s.deps.Service.Get(ctx, ref)
+		sess, err = s.deps.Service.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -61,7 +67,8 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		}
 		first, last = []live.Event{{ID: id, Data: data}}, id
 	} else {
-		sess, err := s.deps.Service.Get(ctx, ref)
+		var err error
+		sess, err = s.deps.Service.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -88,16 +95,16 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	send := func(ev live.Event) (final bool) {
+	send := func(ev live.Event) timeState {
 		if ev.ID != "" {
 			fmt.Fprintf(w, "id: %s\n", ev.ID)
 		}
 		fmt.Fprintf(w, "event: session\ndata: %s\n\n", ev.Data)
 		w.Flush()
-		return isFinal(ev.Data)
+		return timeStateOf(ev.Data)
 	}
 	for _, ev := range first {
-		if send(ev) {
+		if send(ev).Status.Final() {
 			return nil
 		}
 	}
@@ -110,29 +117,115 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+
+	// due is when time alone may next change the session (zero: never); settle fires then.
+	pendingTimeout := s.deps.Service.Config().PendingTimeout
+	var due time.Time
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	schedule := func(st timeState) {
+		due = st.due(pendingTimeout)
+		if due.IsZero() {
+			settle.Stop()
+			return
+		}
+		settle.Reset(max(time.Until(due), 0))
+	}
+	// recheck reads the session as GET does, which writes what time has decided; ended is
+	// true when the stream has nothing more to wait for.
+	recheck := func() (ended bool) {
+		cur, err := s.deps.Service.Get(ctx, ref)
+		if err != nil {
+			if code, _ := callsession.CodeOf(err); ctx.Err() != nil || code == callsession.CodeNotFound {
+				return true
+			}
+			// Still due: the next heartbeat tries again.
+			s.deps.Logger.WarnContext(ctx, "events: reading a session due to settle", "reference_id", ref, "err", err)
+			return false
+		}
+		// A final status written now arrives on the stream, which then ends.
+		due = timeStateOfSession(cur).due(pendingTimeout)
+		if due.After(time.Now()) {
+			settle.Reset(time.Until(due))
+		} else {
+			// Not settled although due (the service's clock is behind this one): the
+			// heartbeats try again, rather than a busy loop.
+			settle.Stop()
+		}
+		return false
+	}
+	schedule(timeStateOfSession(sess))
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.streamsDone:
 			return nil
+		case <-settle.C:
+			if recheck() {
+				return nil
+			}
 		case <-tick.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 			w.Flush()
-		case ev, open := <-events:
-			if !open || send(ev) {
+			if !due.IsZero() && !time.Now().Before(due) && recheck() {
 				return nil
 			}
+		case ev, open := <-events:
+			if !open {
+				return nil
+			}
+			st := send(ev)
+			if st.Status.Final() {
+				return nil
+			}
+			schedule(st)
 		}
 	}
 }
 
-func isFinal(data []byte) bool {
-	var v struct {
-		Status callsession.Status `json:"status"`
-	}
-	return json.Unmarshal(data, &v) == nil && v.Status.Final()
+// timeState is what a session's JSON form says about the changes time alone makes to it.
+type timeState struct {
+	Status    callsession.Status `json:"status"`
+	ExpiresAt *time.Time         `json:"expiresAt"`
+	UpdatedAt time.Time          `json:"updatedAt"`
 }
+
+func timeStateOf(data []byte) timeState {
+	var st timeState
+	if json.Unmarshal(data, &st) != nil {
+		return timeState{}
+	}
+	return st
+}
+
+func timeStateOfSession(sess *callsession.Session) timeState {
+	return timeState{Status: sess.Status, ExpiresAt: sess.ExpiresAt, UpdatedAt: sess.UpdatedAt}
+}
+
+// due is when Service.Get will next settle the session by time alone, zero when never: at
+// its expiry, or, while pending, once PendingTimeout has passed since its last change (the
+// same tests as callsession's settle).
+func (st timeState) due(pendingTimeout time.Duration) time.Time {
+	if st.Status.Final() || !st.Status.Valid() {
+		return time.Time{}
+	}
+	var at time.Time
+	if st.ExpiresAt != nil {
+		at = *st.ExpiresAt
+	}
+	if st.Status == callsession.StatusPending {
+		// settle wants strictly more than PendingTimeout.
+		stale := st.UpdatedAt.Add(pendingTimeout + time.Millisecond)
+		if at.IsZero() || stale.Before(at) {
+			at = stale
+		}
+	}
+	return at
+}
+
+func isFinal(data []byte) bool { return timeStateOf(data).Status.Final() }
 
 // eventsFailure maps an error of the event source: a Last-Event-ID that is no stream ID is
 // the viewer's mistake, anything else is Redis.

@@ -62,6 +62,23 @@ func stream(t *testing.T, s *apptest.Stack, ref string, headers map[string]strin
 	return resp, out, cancel
 }
 
+// streamWritten waits until ref's live stream holds n changes.
+func streamWritten(t *testing.T, s *apptest.Stack, ref string, n int64) {
+	t.Helper()
+	key := s.App.Store.Prefix() + "{" + ref + "}:events"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := s.App.Store.Client().XLen(context.Background(), key).Result()
+		if err == nil && got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live stream of %s holds %d changes, want %d (err %v)", ref, got, n, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // next is the next event (skipping heartbeats), failing after a deadline.
 func next(t *testing.T, ch <-chan sse) (sse, bool) {
 	t.Helper()
@@ -87,6 +104,10 @@ func TestSessionEventStream(t *testing.T) {
 	ref := ref()
 	r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile, "provider": "authsignal"})
 	code := s.Authsignal.CodeFor(r.JSON(t)["challengeId"].(string))
+	// The hub writes changes after the call path answers: wait for the start's two (pending,
+	// sent), so the first event is labelled with the newest. (Opened earlier, the stream
+	// sends the state unlabelled and then those changes again, under their IDs.)
+	streamWritten(t, s, ref, 2)
 
 	resp, events, _ := stream(t, s, ref, nil, "")
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || resp.Header.Get("Cache-Control") != "no-cache" {
@@ -200,4 +221,39 @@ func idAfter(a, b string) bool {
 	fmt.Sscanf(a, "%d-%d", &am, &as)
 	fmt.Sscanf(b, "%d-%d", &bm, &bs)
 	return am > bm || am == bm && as > bs
+}
+
+// A session that expires by time alone ends its stream with "expired", although nothing else
+// reads the session (the expiry is written by whoever reads it next).
+func TestSessionEventStreamEndsAtExpiry(t *testing.T) {
+	s := apptest.New(t, map[string]string{"LINK_TTL": "1s"})
+	ref := ref()
+	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	_, events, _ := stream(t, s, ref, nil, "")
+	first, _ := next(t, events)
+	if !strings.Contains(first.data, `"status":"sent"`) {
+		t.Fatalf("first event %+v", first)
+	}
+	// The stream ends after the expired session, which comes as a change of its own. (What
+	// comes before it is the session as started: the start's changes may still be on their
+	// way to the stream when it opens, and then come again.)
+	var last sse
+	for {
+		ev, open := next(t, events)
+		if !open {
+			break
+		}
+		if last.data != "" && !strings.Contains(last.data, `"status":"sent"`) && !strings.Contains(last.data, `"status":"pending"`) {
+			t.Fatalf("an event after %+v", last)
+		}
+		last = ev
+	}
+	if !strings.Contains(last.data, `"status":"expired"`) || !strings.Contains(last.data, `"type":"expired"`) || last.id == "" {
+		t.Fatalf("the stream ended after %+v, want the expired session under its stream ID", last)
+	}
+	if r := s.Do("GET", "/v1/sessions/"+ref, nil); r.JSON(t)["status"] != "expired" {
+		t.Fatalf("GET after the stream ended: %s", r.Body)
+	}
 }

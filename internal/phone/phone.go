@@ -6,6 +6,7 @@ package phone
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/biter777/countries"
@@ -201,6 +202,24 @@ func Mask(s string) string {
 		return "***"
 	}
 	return "***" + d[len(d)-4:]
+}
+
+// digitRun is a run of digits, possibly with the separators numbers are written with.
+var digitRun = regexp.MustCompile(`\+?\d(?:[\d ().-]*\d)?`)
+
+// MaskText hides what may be personal data in free text, such as a provider's error message
+// quoting the destination or the code: a run of 7 or more digits (a number) keeps only its
+// last four, a run of 4 to 6 digits (a code) is hidden entirely.
+func MaskText(s string) string {
+	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
+		switch n := len(digitsOf(run)); {
+		case n >= 7:
+			return Mask(run)
+		case n >= 4:
+			return "***"
+		}
+		return run
+	})
 }
 
 // MaskEmail hides an address for logs: the first letter of the local part and the domain.

@@ -203,3 +203,19 @@ func TestEveryRegionHasItsAlpha3(t *testing.T) {
 		t.Fatalf("only %d regions checked", n)
 	}
 }
+
+func TestMaskText(t *testing.T) {
+	for in, want := range map[string]string{
+		"invalid destination +1 (415) 555-2671": "invalid destination ***2671",
+		"number 447400123456 is not reachable":  "number ***3456 is not reachable",
+		"code 123456 is wrong":                  "code *** is wrong",
+		"pin 0000":                              "pin ***",
+		"HTTP 429, retry in 60 s":               "HTTP 429, retry in 60 s",
+		"error E12":                             "error E12",
+		"":                                      "",
+	} {
+		if got := MaskText(in); got != want {
+			t.Errorf("MaskText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
@@ -26,11 +26,11 @@ const DefaultPrefix = "ivr:"
 // compare-and-set, carrying the session TTL; the hash tag keeps everything of a session on one
 // cluster slot. `<prefix>index` is a sorted set of references by creation time for the list;
 // it is a single key, so it is written with its own commands, never in a script with a
-// session key (which a cluster would refuse).
+// session key (which a cluster would refuse). `<prefix>limit:<key>` is a sorted set of one
+// limit's events in its current window (see Allow).
 type Redis struct {
-	c       redis.UniversalClient
-	prefix  string
-	limiter *redis_rate.Limiter
+	c      redis.UniversalClient
+	prefix string
 	// waitReplicas > 0: a session write is acknowledged only once that many replicas have
 	// it (WAIT), so a failover cannot lose it; 0 trusts asynchronous replication.
 	waitReplicas int
@@ -53,7 +53,7 @@ func WithWaitReplicas(n int, timeout time.Duration) Option {
 
 // NewRedis returns the store over c.
 func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
-	r := &Redis{c: c, prefix: DefaultPrefix, limiter: redis_rate.NewLimiter(c)}
+	r := &Redis{c: c, prefix: DefaultPrefix}
 	for _, o := range opts {
 		o(r)
 	}
@@ -116,10 +116,13 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	indexArgs := []any{now.UnixMilli(), s.ReferenceID, now.Add(-2 * ttl).UnixMilli(), (2 * ttl).Milliseconds()}
 	res, err := r.createPipelined(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
 	if err == errScriptsNotLoaded {
-		if err := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err(); err != nil {
-			return nil, false, storageErr("index", err)
-		}
+		// As in the pipeline: a failed index write (its node failing over, on a cluster)
+		// only hides the session from the list, so only a failed create fails the start.
+		idxErr := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
 		res, err = r.durably(ctx, createScript, s.ReferenceID, data, ttl.Milliseconds()).Slice()
+		if err != nil && idxErr != nil {
+			err = errors.Join(idxErr, err)
+		}
 	}
 	if err != nil {
 		return nil, false, storageErr("create", err)
@@ -459,20 +462,47 @@ func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Sess
 	return out, nil
 }
 
-// Allow implements callsession.Limiter with GCRA (redis_rate): limit events per window, and
-// at most limit at once. A limit of 0 or less is no limit.
+// limitScript keeps a sliding-window log of one limit: a sorted set of the events of the last
+// window, scored by the server's clock in microseconds (TIME, so replicas with skewed clocks
+// agree). It refuses when limit events remain in the window, answering the microseconds until
+// the oldest leaves it; a refusal is not recorded. Members are random IDs from the caller, so
+// two events in the same microsecond both count.
+var limitScript = redis.NewScript(`
+redis.replicate_commands() -- TIME before a write (Redis < 5; a no-op since)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2]) * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, 0}
+`)
+
+// Allow implements callsession.Limiter as an exact sliding window: at most limit events in
+// any window, counted in one sorted set per key on Redis, shared by every replica. A limit of
+// 0 or less is no limit; the window is counted in whole milliseconds.
 func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error) {
 	if limit <= 0 {
 		return true, 0, nil
 	}
-	res, err := r.limiter.Allow(ctx, r.prefix+"limit:"+key, redis_rate.Limit{Rate: limit, Burst: limit, Period: window})
+	windowMS := max((window+time.Millisecond-1)/time.Millisecond, 1)
+	res, err := limitScript.Run(ctx, r.c, []string{r.prefix + "limit:" + key}, limit, int64(windowMS), crand.Text()).Int64Slice()
 	if err != nil {
 		return false, 0, storageErr("limit", err)
 	}
-	if res.Allowed > 0 {
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("%w: limit script answered %v", callsession.ErrStorage, res)
+	}
+	if res[0] == 1 {
 		return true, 0, nil
 	}
-	return false, res.RetryAfter, nil
+	// Whole milliseconds, rounded up, so a caller that waits that long is let through.
+	retryMS := max((res[1]+999)/1000, 1)
+	return false, time.Duration(retryMS) * time.Millisecond, nil
 }
 
 // FirstSeen implements callsession.Deduper.

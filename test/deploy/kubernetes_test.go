@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,10 +30,12 @@ type manifest struct {
 				Labels map[string]string `yaml:"labels"`
 			} `yaml:"metadata"`
 			Spec struct {
-				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				TerminationGracePeriodSeconds int             `yaml:"terminationGracePeriodSeconds"`
+				SecurityContext               securityContext `yaml:"securityContext"`
 				Containers                    []struct {
-					Image          string `yaml:"image"`
-					ReadinessProbe struct {
+					Image           string          `yaml:"image"`
+					SecurityContext securityContext `yaml:"securityContext"`
+					ReadinessProbe  struct {
 						HTTPGet struct{ Path string } `yaml:"httpGet"`
 					} `yaml:"readinessProbe"`
 					LivenessProbe struct {
@@ -48,6 +51,28 @@ type manifest struct {
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
+}
+
+// securityContext is the user part of a pod's or a container's securityContext. The ids are
+// integers: a quoted or named user does not decode.
+type securityContext struct {
+	RunAsNonRoot *bool  `yaml:"runAsNonRoot"`
+	RunAsUser    *int64 `yaml:"runAsUser"`
+	RunAsGroup   *int64 `yaml:"runAsGroup"`
+}
+
+// over is s with the fields set in c (a container's context overrides its pod's).
+func (s securityContext) over(c securityContext) securityContext {
+	if c.RunAsNonRoot != nil {
+		s.RunAsNonRoot = c.RunAsNonRoot
+	}
+	if c.RunAsUser != nil {
+		s.RunAsUser = c.RunAsUser
+	}
+	if c.RunAsGroup != nil {
+		s.RunAsGroup = c.RunAsGroup
+	}
+	return s
 }
 
 func loadManifests(t *testing.T) map[string]manifest {
@@ -101,6 +126,22 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if d.Spec.Template.Spec.TerminationGracePeriodSeconds < 20 {
 		t.Errorf("termination grace %ds: shorter than the bridge's 15 s drain plus preStop", d.Spec.Template.Spec.TerminationGracePeriodSeconds)
+	}
+	// runAsNonRoot with a user name in the image is refused by the kubelet ("image has
+	// non-numeric user (nonroot), cannot verify user is non-root"): the pod names the number.
+	sc := d.Spec.Template.Spec.SecurityContext.over(c.SecurityContext)
+	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Error("the container must run with runAsNonRoot: true")
+	}
+	if sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		t.Errorf("runAsUser must be a number other than 0, got %v", sc.RunAsUser)
+	} else if uid, _, _ := strings.Cut(dockerfileUser(t), ":"); uid != strconv.FormatInt(*sc.RunAsUser, 10) {
+		t.Errorf("runAsUser %d is not the Dockerfile's user %q", *sc.RunAsUser, uid)
+	}
+	if sc.RunAsGroup == nil || *sc.RunAsGroup == 0 {
+		t.Errorf("runAsGroup must be a number other than 0, got %v", sc.RunAsGroup)
+	} else if _, gid, ok := strings.Cut(dockerfileUser(t), ":"); ok && gid != strconv.FormatInt(*sc.RunAsGroup, 10) {
+		t.Errorf("runAsGroup %d is not the Dockerfile's group %q", *sc.RunAsGroup, gid)
 	}
 	if len(c.EnvFrom) == 0 {
 		t.Error("secrets must come from a Secret (envFrom), not inline values")

@@ -104,8 +104,10 @@ func (c *Client) Send(ctx context.Context, req callsession.SendRequest) (callses
 	set("templateId", c.cfg.TemplateID)
 	set("templateDataMap", c.cfg.TemplateDataMap)
 	set("paymentInfo", c.cfg.PaymentInfo)
+	codeLength := 0 // Authentix makes the code: its length is not said
 	if c.cfg.CodeLength > 0 {
 		form.Set("customCode", randomCode(c.cfg.CodeLength))
+		codeLength = c.cfg.CodeLength
 	}
 	var out authentication
 	if err := c.post(ctx, c.base+"/authentications", form, &out); err != nil {
@@ -114,7 +116,7 @@ func (c *Client) Send(ctx context.Context, req callsession.SendRequest) (callses
 	if out.AuthenticationID == "" {
 		return callsession.SendResult{}, c.http.Malformed(errors.New("answer without authenticationId"))
 	}
-	res := callsession.SendResult{ProviderRef: out.AuthenticationID, Channel: req.Channel, MaxAttempts: out.MaxControls}
+	res := callsession.SendResult{ProviderRef: out.AuthenticationID, Channel: req.Channel, MaxAttempts: out.MaxControls, CodeLength: codeLength}
 	if out.Channel == "email" {
 		res.Channel = callsession.ChannelEmail
 	} else if out.Channel == "sms" {

@@ -22,7 +22,8 @@ import (
 type Backend struct {
 	Name   string
 	Client redis.UniversalClient
-	// Elapse makes d pass for the server's TTLs (miniredis: FastForward; a real server: sleep).
+	// Elapse makes d pass for the server: its TTLs and its clock (TIME), by which the
+	// limiter's windows are measured (miniredis: FastForward and SetTime; a real server: sleep).
 	Elapse func(t *testing.T, d time.Duration)
 }
 
@@ -31,6 +32,7 @@ func Run(t *testing.T, b Backend) {
 	for name, fn := range map[string]func(*testing.T, Backend, *store.Redis){
 		"CreateGetRoundTrip":                      testCreateGetRoundTrip,
 		"CreateKeepsTheFirst":                     testCreateKeepsTheFirst,
+		"CreateSurvivesABrokenIndex":              testCreateSurvivesABrokenIndex,
 		"ConcurrentCreatesOneWinner":              testConcurrentCreatesOneWinner,
 		"UpdateKnown":                             testUpdateKnown,
 		"UpdateIsCompareAndSet":                   testUpdateIsCompareAndSet,
@@ -40,6 +42,9 @@ func Run(t *testing.T, b Backend) {
 		"ListNewestFirstPagedAndFiltered":         testListNewestFirstPagedAndFiltered,
 		"ListPagesWithoutGapsWhileSessionsArrive": testListPagesWithoutGapsWhileSessionsArrive,
 		"LimiterAndDeduper":                       testLimiterAndDeduper,
+		"LimiterIsExact":                          testLimiterIsExact,
+		"LimiterWindowSlides":                     testLimiterWindowSlides,
+		"LimiterConcurrentCallsAllowExactly":      testLimiterConcurrentCallsAllowExactly,
 	} {
 		t.Run(b.Name+"/"+name, func(t *testing.T) {
 			prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
@@ -52,10 +57,6 @@ func Run(t *testing.T, b Backend) {
 func Cleanup(c redis.UniversalClient, prefix string) {
 	ctx := context.Background()
 	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		c.Del(ctx, iter.Val())
-	}
-	iter = c.Scan(ctx, 0, "rate:"+prefix+"*", 500).Iterator()
 	for iter.Next(ctx) {
 		c.Del(ctx, iter.Val())
 	}
@@ -91,6 +92,35 @@ func testCreateGetRoundTrip(t *testing.T, _ Backend, s *store.Redis) {
 	}
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, callsession.ErrNotFound) {
 		t.Fatalf("Get missing = %v", err)
+	}
+}
+
+// A start must not fail because the list index cannot be written (on a cluster its slot may
+// be failing over while the session's is fine): the session is created, only unlisted.
+func testCreateSurvivesABrokenIndex(t *testing.T, b Backend, s *store.Redis) {
+	ctx := context.Background()
+	if err := b.Client.Set(ctx, s.IndexKey(), "not a sorted set", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"pipelined"}
+	if b.Name == "miniredis" {
+		// Its own server: forgetting the scripts there sends the next create down the
+		// sequential path that loads them (a shared real server is left alone).
+		paths = append(paths, "sequential")
+	}
+	for _, path := range paths {
+		if path == "sequential" {
+			if err := b.Client.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ref := "broken-index-" + path
+		if _, created, err := s.Create(ctx, Session(ref, t0), time.Hour); err != nil || !created {
+			t.Fatalf("%s: created %v, err %v", path, created, err)
+		}
+		if got, err := s.Get(ctx, ref); err != nil || got.ReferenceID != ref {
+			t.Fatalf("%s: get: %v %v", path, got, err)
+		}
 	}
 }
 
@@ -373,6 +403,113 @@ func testLimiterAndDeduper(t *testing.T, _ Backend, s *store.Redis) {
 	}
 	if again, _ := s.FirstSeen(ctx, "evt_1", time.Minute); again {
 		t.Fatal("a repeated key was first seen twice")
+	}
+}
+
+// allowN calls Allow n times and answers how many were allowed and the last refusal's
+// retryAfter.
+func allowN(t *testing.T, s *store.Redis, key string, n, limit int, window time.Duration) (allowed int, retry time.Duration) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		ok, r, err := s.Allow(context.Background(), key, limit, window)
+		if err != nil {
+			t.Fatalf("Allow(%s) = %v", key, err)
+		}
+		if ok {
+			if r != 0 {
+				t.Fatalf("Allow(%s) allowed with retryAfter %s", key, r)
+			}
+			allowed++
+		} else {
+			retry = r
+		}
+	}
+	return allowed, retry
+}
+
+// testLimiterIsExact: limit events in a window, not one more (no burst on top), and a
+// refusal says when the window has room again.
+func testLimiterIsExact(t *testing.T, _ Backend, s *store.Redis) {
+	const window = 10 * time.Minute
+	if n, _ := allowN(t, s, "num:+447400123456", 5, 5, window); n != 5 {
+		t.Fatalf("%d of the first 5 allowed", n)
+	}
+	n, retry := allowN(t, s, "num:+447400123456", 20, 5, window)
+	if n != 0 {
+		t.Fatalf("%d more allowed past a limit of 5", n)
+	}
+	// The oldest event is a few milliseconds old: room again in just under the window.
+	if retry <= window-time.Minute || retry > window || retry%time.Millisecond != 0 {
+		t.Fatalf("retryAfter %s, want whole milliseconds in (%s, %s]", retry, window-time.Minute, window)
+	}
+	if n, _ := allowN(t, s, "num:+447400999999", 6, 5, window); n != 5 {
+		t.Fatalf("another key: %d of 6 allowed, want its own 5", n)
+	}
+	for _, limit := range []int{0, -1} {
+		if n, _ := allowN(t, s, "num:+447400123456", 20, limit, window); n != 20 {
+			t.Fatalf("limit %d allowed %d of 20", limit, n)
+		}
+	}
+}
+
+// testLimiterWindowSlides: an event counts for exactly one window after it happened, and a
+// refused event does not count at all.
+func testLimiterWindowSlides(t *testing.T, b Backend, s *store.Redis) {
+	ctx := context.Background()
+	const window, half, margin = 600 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond
+	key := "sends:number:+14155552671"
+	if n, _ := allowN(t, s, key, 3, 5, window); n != 3 { // at 0
+		t.Fatalf("%d of 3 allowed", n)
+	}
+	b.Elapse(t, half)
+	// At half the window: 2 more fit, then refusals (a token bucket refilling since 0 would
+	// let more through).
+	n, retry := allowN(t, s, key, 10, 5, window)
+	if n != 2 || retry <= 0 || retry > half {
+		t.Fatalf("at half the window: %d allowed, retryAfter %s; want 2 and (0, %s]", n, retry, half)
+	}
+	b.Elapse(t, half+margin)
+	// Past the window of the first 3: exactly those 3 are free again. The 8 refusals at half
+	// the window took nothing, and the 2 allowed then still count.
+	n, retry = allowN(t, s, key, 4, 5, window)
+	if n != 3 || retry <= 0 || retry > half-margin {
+		t.Fatalf("after the first window: %d allowed, retryAfter %s; want 3 and (0, %s]", n, retry, half-margin)
+	}
+	// The log lives no longer than the window of its newest event.
+	if ttl := b.Client.PTTL(ctx, s.Prefix()+"limit:"+key).Val(); ttl <= 0 || ttl > window {
+		t.Fatalf("PTTL of the limit key = %s, want (0, %s]", ttl, window)
+	}
+	if n := b.Client.ZCard(ctx, s.Prefix()+"limit:"+key).Val(); n != 5 {
+		t.Fatalf("the limit key holds %d events, want the 5 in the window", n)
+	}
+}
+
+// testLimiterConcurrentCallsAllowExactly: replicas racing on one budget get exactly limit
+// between them, also when events share a microsecond.
+func testLimiterConcurrentCallsAllowExactly(t *testing.T, _ Backend, s *store.Redis) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, _, err := s.Allow(ctx, "starts:key:abc", 5, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				got++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if got != 5 {
+		t.Fatalf("50 concurrent calls with a limit of 5 allowed %d", got)
 	}
 }
 

@@ -6,8 +6,11 @@ package callflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
@@ -64,6 +67,15 @@ func (r Result) AttemptsLeft() int {
 	return 0
 }
 
+// CodeDigits is how many digits the IVR should collect: the length of the code sent when
+// the session knows it, else the longest a code may be (the caller ends it with #).
+func (r Result) CodeDigits() (n int, known bool) {
+	if s := r.Session; s != nil && s.CodeLength >= callsession.MinCodeLength && s.CodeLength <= callsession.MaxCodeLength {
+		return s.CodeLength, true
+	}
+	return callsession.MaxCodeLength, false
+}
+
 // FieldNames lists every key Fields may hold. The flat-map platforms' shipped contracts
 // (Genesys' output schema) are tested against it, so add a key here when Fields gains one.
 var FieldNames = []string{"step", "error", "message", "referenceId", "status", "provider", "channel", "attempts", "attemptsLeft"}
@@ -92,7 +104,21 @@ func (r Result) Fields() map[string]string {
 }
 
 // Flow runs the steps on a Service.
-type Flow struct{ Service Service }
+type Flow struct {
+	Service Service
+	// Dedup, when set, recognises a platform delivering the same keyed-in code twice (a
+	// retried webhook), so the repeat is answered from the first check instead of making a
+	// second one (DESIGN §6).
+	Dedup callsession.Deduper
+}
+
+// codeRepeatWindow is how long the same digits for the same call count as one delivery:
+// longer than platforms take to retry a webhook (Twilio waits 15 s for an answer).
+const codeRepeatWindow = time.Minute
+
+// codeRepeatWait bounds how long a repeat waits for the first delivery's check to finish:
+// the provider deadline (DESIGN §7), inside the platforms' own.
+const codeRepeatWait = 4 * time.Second
 
 // Start starts the verification of a call. A duplicate delivery of the platform's webhook is
 // the same start again: the service answers the existing session without a second send.
@@ -126,6 +152,14 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 		}
 		return r
 	}
+	if f.Dedup != nil {
+		// A failed look-up is no reason to refuse the caller: the check goes ahead.
+		if first, err := f.Dedup.FirstSeen(ctx, codeDeliveryKey(ref, digits), codeRepeatWindow); err == nil && !first {
+			if r, ok := f.repeatedCode(ctx, ref); ok {
+				return r
+			}
+		}
+	}
 	sess, err := f.Service.SubmitCode(ctx, ref, digits)
 	if err != nil {
 		if code, _ := callsession.CodeOf(err); code == callsession.CodeInvalidState {
@@ -137,6 +171,54 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 		return fromError(err).about(ref)
 	}
 	return fromSession(sess, true)
+}
+
+// codeDeliveryKey names one call's delivery of some digits; the digits are hashed, as a code
+// is personal data and the key is stored.
+func codeDeliveryKey(ref, digits string) string {
+	sum := sha256.Sum256([]byte(ref + "\x00" + digits))
+	return "code:" + ref + ":" + hex.EncodeToString(sum[:12])
+}
+
+// repeatedCode answers a repeated delivery of digits already submitted for the call: with
+// the outcome of that first check once it is known. ok is false when the first check did
+// not happen (the provider failed and the attempt was given back), so the repeat is a real
+// try and goes to the provider.
+func (f Flow) repeatedCode(ctx context.Context, ref string) (Result, bool) {
+	deadline := time.Now().Add(codeRepeatWait)
+	for {
+		sess, err := f.Service.Get(ctx, ref)
+		if err != nil {
+			return fromError(err).about(ref), true
+		}
+		inFlight := sess.Status == callsession.StatusSent && sess.Attempts > codeChecks(sess)
+		if !inFlight {
+			if last := len(sess.Events) - 1; sess.Status == callsession.StatusSent && last >= 0 && sess.Events[last].Type == callsession.EventError {
+				return Result{}, false
+			}
+			return fromSession(sess, true), true
+		}
+		if time.Now().After(deadline) {
+			return Result{Step: StepWaiting, Session: sess}, true
+		}
+		select {
+		case <-ctx.Done():
+			return Result{Step: StepWaiting, Session: sess}, true
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// codeChecks counts the checks the provider answered (an attempt reserved and not yet
+// answered is a check in flight).
+func codeChecks(s *callsession.Session) int {
+	n := 0
+	for _, e := range s.Events {
+		if e.Type == callsession.EventCodeAccepted || e.Type == callsession.EventCodeRejected {
+			n++
+		}
+	}
+	return n
 }
 
 // Status reads where the call stands.

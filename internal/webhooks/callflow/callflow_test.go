@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
@@ -20,6 +22,7 @@ type fakeService struct {
 	get       *callsession.Session
 	getErr    error
 	gets      int
+	onGet     func(n int) // called with the number of reads so far, before answering
 }
 
 func (f *fakeService) Start(context.Context, callsession.StartRequest) (callsession.StartResult, error) {
@@ -33,6 +36,9 @@ func (f *fakeService) SubmitCode(_ context.Context, _ string, code string) (*cal
 
 func (f *fakeService) Get(context.Context, string) (*callsession.Session, error) {
 	f.gets++
+	if f.onGet != nil {
+		f.onGet(f.gets)
+	}
 	return f.get, f.getErr
 }
 
@@ -66,8 +72,8 @@ func TestStartSteps(t *testing.T) {
 			sess := session(tc.provider, tc.status)
 			f := &fakeService{start: callsession.StartResult{Session: sess, Created: true}, get: sess}
 			for name, r := range map[string]Result{
-				"start":  Flow{f}.Start(context.Background(), callsession.StartRequest{ReferenceID: "CA123"}),
-				"status": Flow{f}.Status(context.Background(), "CA123"),
+				"start":  Flow{Service: f}.Start(context.Background(), callsession.StartRequest{ReferenceID: "CA123"}),
+				"status": Flow{Service: f}.Status(context.Background(), "CA123"),
 			} {
 				if r.Step != tc.want || r.Code != tc.wantCode || r.Session != sess {
 					t.Errorf("%s: step %q code %q, want %q %q", name, r.Step, r.Code, tc.want, tc.wantCode)
@@ -124,7 +130,7 @@ func TestCodeSteps(t *testing.T) {
 				getErr:   tc.getErr,
 				startErr: errors.New("not called"),
 			}
-			r := Flow{f}.Code(context.Background(), "CA123", "123456")
+			r := Flow{Service: f}.Code(context.Background(), "CA123", "123456")
 			if r.Step != tc.want || r.Code != tc.wantCode {
 				t.Fatalf("step %q code %q, want %q %q", r.Step, r.Code, tc.want, tc.wantCode)
 			}
@@ -147,7 +153,7 @@ func TestMalformedDigitsRetryWithoutSubmitting(t *testing.T) {
 	for _, digits := range []string{"", "12", "123", "12a456", "12 456", "#", "12345678901", "１２３４５６"} {
 		t.Run(fmt.Sprintf("%q", digits), func(t *testing.T) {
 			f := &fakeService{get: session(callsession.ProviderAuthsignal, callsession.StatusSent)}
-			r := Flow{f}.Code(context.Background(), "CA123", digits)
+			r := Flow{Service: f}.Code(context.Background(), "CA123", digits)
 			if r.Step != StepRetry || r.Code != "" {
 				t.Fatalf("step %q code %q, want retry", r.Step, r.Code)
 			}
@@ -161,12 +167,12 @@ func TestMalformedDigitsRetryWithoutSubmitting(t *testing.T) {
 		callsession.StatusVerified: StepVerified, callsession.StatusFailed: StepFailed, callsession.StatusPending: StepWaiting,
 	} {
 		f := &fakeService{get: session(callsession.ProviderAuthsignal, st)}
-		if r := (Flow{f}).Code(context.Background(), "CA123", "12"); r.Step != want || len(f.submitted) != 0 {
+		if r := (Flow{Service: f}).Code(context.Background(), "CA123", "12"); r.Step != want || len(f.submitted) != 0 {
 			t.Errorf("%s: step %q, want %q (submitted %q)", st, r.Step, want, f.submitted)
 		}
 	}
 	f := &fakeService{getErr: domainErr(callsession.CodeNotFound)}
-	if r := (Flow{f}).Code(context.Background(), "CA123", "x"); r.Step != StepRefused || r.Code != callsession.CodeNotFound {
+	if r := (Flow{Service: f}).Code(context.Background(), "CA123", "x"); r.Step != StepRefused || r.Code != callsession.CodeNotFound {
 		t.Errorf("unknown reference: %q %q", r.Step, r.Code)
 	}
 }
@@ -194,7 +200,7 @@ func TestErrorsRefuseOrFail(t *testing.T) {
 			// answer is the failure.
 			err := fmt.Errorf("start: %w", domainErr(tc.code))
 			f := &fakeService{start: callsession.StartResult{Session: session(callsession.ProviderAuthsignal, callsession.StatusError)}, startErr: err}
-			r := Flow{f}.Start(context.Background(), callsession.StartRequest{})
+			r := Flow{Service: f}.Start(context.Background(), callsession.StartRequest{})
 			if r.Step != tc.want || r.Code != tc.code || r.Message != "msg "+string(tc.code) {
 				t.Fatalf("got %q %q %q", r.Step, r.Code, r.Message)
 			}
@@ -220,8 +226,8 @@ func TestUntypedErrors(t *testing.T) {
 	} {
 		f := &fakeService{startErr: tc.err, getErr: tc.err}
 		for name, r := range map[string]Result{
-			"start":  Flow{f}.Start(context.Background(), callsession.StartRequest{}),
-			"status": Flow{f}.Status(context.Background(), "CA123"),
+			"start":  Flow{Service: f}.Start(context.Background(), callsession.StartRequest{}),
+			"status": Flow{Service: f}.Status(context.Background(), "CA123"),
 		} {
 			if r.Step != StepError || r.Code != tc.want || r.Message == "" || r.Session != nil {
 				t.Errorf("%s %s: %+v", tc.name, name, r)
@@ -305,5 +311,87 @@ func TestFieldsFlatStrings(t *testing.T) {
 	}
 	if len(all) != len(FieldNames) {
 		t.Errorf("Fields() has %d keys, FieldNames %d", len(all), len(FieldNames))
+	}
+}
+
+// memDeduper is a Deduper in a map.
+type memDeduper map[string]bool
+
+func (d memDeduper) FirstSeen(_ context.Context, key string, _ time.Duration) (bool, error) {
+	if d[key] {
+		return false, nil
+	}
+	d[key] = true
+	return true, nil
+}
+
+// checked is a code session after n answered checks, the last one with outcome last.
+func checked(n int, last callsession.EventType, st callsession.Status) *callsession.Session {
+	s := session(callsession.ProviderAuthsignal, st)
+	s.Attempts = n
+	for i := 0; i < n; i++ {
+		s.Events = append(s.Events, callsession.Event{Type: callsession.EventCodeRejected})
+	}
+	if last != "" {
+		s.Events = append(s.Events, callsession.Event{Type: last})
+	}
+	return s
+}
+
+func TestRepeatedCodeDeliveryChecksOnce(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a repeat after a wrong code answers the same, with no second check", func(t *testing.T) {
+		after := checked(1, "", callsession.StatusSent)
+		f := &fakeService{submit: func(string) (*callsession.Session, error) { return after, nil }, get: after}
+		flow := Flow{Service: f, Dedup: memDeduper{}}
+		first := flow.Code(ctx, "CA123", "111111")
+		again := flow.Code(ctx, "CA123", "111111")
+		if len(f.submitted) != 1 || first.Step != StepRetry || again.Step != StepRetry || again.AttemptsLeft() != first.AttemptsLeft() {
+			t.Fatalf("submitted %v; first %s (%d left), repeat %s (%d left)", f.submitted, first.Step, first.AttemptsLeft(), again.Step, again.AttemptsLeft())
+		}
+		if flow.Code(ctx, "CA123", "222222"); len(f.submitted) != 2 {
+			t.Fatalf("other digits are a new try: submitted %v", f.submitted)
+		}
+		if flow.Code(ctx, "CA999", "111111"); len(f.submitted) != 3 {
+			t.Fatalf("the same digits on another call are a new try: submitted %v", f.submitted)
+		}
+	})
+	t.Run("a repeat after a verified code answers verified", func(t *testing.T) {
+		done := checked(0, callsession.EventCodeAccepted, callsession.StatusVerified)
+		done.Attempts = 1
+		f := &fakeService{submit: func(string) (*callsession.Session, error) { return done, nil }, get: done}
+		flow := Flow{Service: f, Dedup: memDeduper{}}
+		flow.Code(ctx, "CA123", "123456")
+		if r := flow.Code(ctx, "CA123", "123456"); r.Step != StepVerified || len(f.submitted) != 1 {
+			t.Fatalf("repeat: %s, submitted %v", r.Step, f.submitted)
+		}
+	})
+	t.Run("a repeat waits for the first check still under way", func(t *testing.T) {
+		inFlight := checked(0, "", callsession.StatusSent)
+		inFlight.Attempts = 1 // reserved, not answered yet
+		verified := checked(0, callsession.EventCodeAccepted, callsession.StatusVerified)
+		verified.Attempts = 1
+		f := &fakeService{get: inFlight, submit: func(string) (*callsession.Session, error) { return verified, nil }}
+		dedup := memDeduper{codeDeliveryKey("CA123", "123456"): true} // the first delivery is being checked
+		f.onGet = func(n int) {
+			if n == 3 {
+				f.get = verified
+			}
+		}
+		if r := (Flow{Service: f, Dedup: dedup}).Code(ctx, "CA123", "123456"); r.Step != StepVerified || len(f.submitted) != 0 || f.gets != 3 {
+			t.Fatalf("repeat: %s after %d reads, submitted %v", r.Step, f.gets, f.submitted)
+		}
+	})
+	t.Run("a repeat after a check the provider never answered is a real try", func(t *testing.T) {
+		gaveBack := checked(0, callsession.EventError, callsession.StatusSent) // attempt given back
+		gaveBack.Attempts = 0
+		f := &fakeService{get: gaveBack, submit: func(string) (*callsession.Session, error) { return checked(1, "", callsession.StatusSent), nil }}
+		dedup := memDeduper{codeDeliveryKey("CA123", "123456"): true}
+		if (Flow{Service: f, Dedup: dedup}).Code(ctx, "CA123", "123456"); len(f.submitted) != 1 {
+			t.Fatalf("submitted %v, want the check made", f.submitted)
+		}
+	})
+	if k := codeDeliveryKey("CA123", "123456"); strings.Contains(k, "123456") {
+		t.Fatalf("the stored key holds the code: %s", k)
 	}
 }

@@ -101,10 +101,24 @@ func language(locale string) string {
 // is a full tag of a language the prompts exist in ("es-MX"), else that language's default.
 func VoiceLanguage(locale string) string {
 	lang := language(locale)
-	if strings.Count(locale, "-") == 1 && strings.EqualFold(locale[:len(lang)], lang) {
-		return strings.ToLower(lang) + "-" + strings.ToUpper(locale[len(lang)+1:])
+	if base, region, ok := strings.Cut(locale, "-"); ok && strings.EqualFold(base, lang) && isRegionSubtag(region) {
+		return lang + "-" + strings.ToUpper(region)
 	}
 	return voiceTags[lang]
+}
+
+// isRegionSubtag reports whether s is a BCP 47 region: two ASCII letters or three digits.
+// Anything else (the locale comes from the platform's request) falls back to the default tag.
+func isRegionSubtag(s string) bool {
+	isLetter := func(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	switch len(s) {
+	case 2:
+		return isLetter(s[0]) && isLetter(s[1])
+	case 3:
+		return isDigit(s[0]) && isDigit(s[1]) && isDigit(s[2])
+	}
+	return false
 }
 
 // Prompt is what the caller hears for r, in the locale's language.

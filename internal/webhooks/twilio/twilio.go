@@ -77,6 +77,7 @@ type Gather struct {
 	Action      string   `xml:"action,attr"`
 	Method      string   `xml:"method,attr"`
 	FinishOnKey string   `xml:"finishOnKey,attr"`
+	NumDigits   int      `xml:"numDigits,attr,omitempty"` // the code's length, when known
 	Timeout     int      `xml:"timeout,attr"`
 	Say         Say
 }
@@ -246,9 +247,13 @@ func (h *Handler) next(c echo.Context, r callflow.Result, ref, locale string) Re
 		if len(q) > 0 {
 			action += "?" + q.Encode()
 		}
+		gather := Gather{Input: "dtmf", Action: action, Method: http.MethodPost, FinishOnKey: "#", Timeout: 10,
+			Say: Say{Language: lang, Text: callflow.Prompt(r, locale)}}
+		if n, known := r.CodeDigits(); known {
+			gather.NumDigits = n // the Gather ends on the last digit; # still ends a short one
+		}
 		return Response{Verbs: []any{
-			Gather{Input: "dtmf", Action: action, Method: http.MethodPost, FinishOnKey: "#", Timeout: 10,
-				Say: Say{Language: lang, Text: callflow.Prompt(r, locale)}},
+			gather,
 			Say{Language: lang, Text: callflow.NoInput(locale)},
 			Hangup{},
 		}}

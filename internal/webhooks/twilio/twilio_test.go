@@ -51,6 +51,7 @@ type twiml struct {
 		XMLName  xml.Name
 		Language string `xml:"language,attr"`
 		Action   string `xml:"action,attr"`
+		Digits   string `xml:"numDigits,attr"`
 		Text     string `xml:",chardata"`
 		Say      struct {
 			Language string `xml:"language,attr"`
@@ -144,6 +145,30 @@ func TestWholeCallWithAuthsignal(t *testing.T) {
 	}
 	if strings.Contains(s.Logs.String(), code) || strings.Contains(s.Logs.String(), "7400123456") {
 		t.Fatal("the logs hold the code or the number")
+	}
+}
+
+// The Gather stops at the code's last digit when the bridge knows the code's length (it made
+// the Authentix code); otherwise the caller ends the code with # (or the Gather times out).
+func TestGatherCollectsTheCodesLength(t *testing.T) {
+	s := apptest.New(t, map[string]string{"TWILIO_AUTH_TOKEN": token, "LIMIT_SENDS_PER_NUMBER": "0", "AUTHENTIX_CODE_LENGTH": "7"})
+	c := newCall(t, s, "+447400123456")
+	status, x := c.post(twilio.VoicePath, "provider=authentix", nil, "")
+	if status != 200 || x.names() != "Gather,Say,Hangup" || x.Verbs[0].Digits != "7" {
+		t.Fatalf("voice (Authentix, 7-digit codes): %d %+v", status, x)
+	}
+	sess := s.Do(http.MethodGet, "/v1/sessions/"+c.sid, nil).JSON(t)
+	if sess["codeLength"] != 7.0 || len(s.Authentix.CodeFor(sess["authenticationId"].(string))) != 7 {
+		t.Fatalf("session %v", sess)
+	}
+	status, x = c.post(twilio.GatherPath, "", url.Values{"Digits": {"0000000"}}, "")
+	if status != 200 || x.names() != "Gather,Say,Hangup" || x.Verbs[0].Digits != "7" {
+		t.Fatalf("wrong code: %d %+v", status, x)
+	}
+
+	other := newCall(t, s, "+447400123457")
+	if status, x := other.post(twilio.VoicePath, "provider=authsignal", nil, ""); status != 200 || x.names() != "Gather,Say,Hangup" || x.Verbs[0].Digits != "" {
+		t.Fatalf("voice (Authsignal: length not known): %d %+v", status, x)
 	}
 }
 

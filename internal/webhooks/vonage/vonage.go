@@ -209,6 +209,14 @@ func (h *Handler) input(c echo.Context) error {
 	if !ok || ev.reference() == "" {
 		return c.JSON(http.StatusOK, h.ncco(c, callflow.Result{Step: callflow.StepError}, locale))
 	}
+	if ev.DTMF.Digits == "" {
+		// No digits: the input timed out (dtmf.timed_out) or the caller pressed only #. Twilio
+		// then falls through its <Gather> to the no-input <Say> and <Hangup/>; do the same, so
+		// a silent caller is not told forever that a code they never keyed in was wrong. An
+		// NCCO that ends with a talk ends the call. Nothing is submitted: no attempt is spent.
+		h.cfg.Logger.InfoContext(c.Request().Context(), "vonage no input", "reference_id", ev.reference(), "timed_out", ev.DTMF.TimedOut)
+		return c.JSON(http.StatusOK, []Action{{Action: "talk", Text: callflow.NoInput(locale), Language: callflow.VoiceLanguage(locale)}})
+	}
 	r := h.cfg.Flow.Code(c.Request().Context(), ev.reference(), ev.DTMF.Digits)
 	h.cfg.Logger.InfoContext(c.Request().Context(), "vonage code", "reference_id", ev.reference(), "step", r.Step)
 	return c.JSON(http.StatusOK, h.ncco(c, r, locale))
@@ -227,8 +235,9 @@ func (h *Handler) ncco(c echo.Context, r callflow.Result, locale string) []Actio
 		if locale != "" {
 			event += "?" + url.Values{"locale": {locale}}.Encode()
 		}
+		digits, _ := r.CodeDigits()
 		return []Action{talk, {Action: "input", Type: []string{"dtmf"},
-			DTMF: &DTMF{MaxDigits: 10, TimeOut: 10, SubmitOnHash: true}, EventURL: []string{event}, EventMethod: http.MethodPost}}
+			DTMF: &DTMF{MaxDigits: digits, TimeOut: 10, SubmitOnHash: true}, EventURL: []string{event}, EventMethod: http.MethodPost}}
 	}
 	return []Action{talk}
 }

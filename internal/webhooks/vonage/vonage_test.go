@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
+	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/callflow"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/vonage"
 )
 
@@ -68,6 +69,9 @@ func (c *call) send(method, path string, b []byte, token string) (int, ncco) {
 	r := c.s.Do(method, path, in, headers...)
 	var n ncco
 	if r.Status == http.StatusOK {
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			c.t.Fatalf("%s: Content-Type %q", path, ct)
+		}
 		if err := json.Unmarshal(r.Body, &n); err != nil {
 			c.t.Fatalf("not an NCCO: %s", r.Body)
 		}
@@ -84,6 +88,7 @@ func TestWholeCallWithAuthentix(t *testing.T) {
 	c := &call{t: t, s: s, uuid: "aaaaaaaa-" + apptest.RandomID(), from: "447400123456"}
 	status, n := c.send(http.MethodPost, vonage.AnswerPath+"?provider=authentix", body(t, "answer.json", c, ""), "")
 	if status != 200 || n.actions() != "talk,input" || n[1].DTMF == nil || !n[1].DTMF.SubmitOnHash ||
+		n[1].DTMF.MaxDigits != 10 || // Authentix made the code: its length is not known
 		len(n[1].EventURL) != 1 || !strings.HasSuffix(n[1].EventURL[0], vonage.InputPath) {
 		t.Fatalf("answer: %d %+v", status, n)
 	}
@@ -102,6 +107,67 @@ func TestWholeCallWithAuthentix(t *testing.T) {
 	}
 	if strings.Contains(s.Logs.String(), code) || strings.Contains(s.Logs.String(), "7400123456") {
 		t.Fatal("the logs hold the code or the number")
+	}
+}
+
+// When the bridge made the code (AUTHENTIX_CODE_LENGTH), the input stops at its last digit.
+func TestInputCollectsTheCodesLength(t *testing.T) {
+	s := apptest.New(t, map[string]string{"VONAGE_SIGNATURE_SECRET": secret, "LIMIT_SENDS_PER_NUMBER": "0", "AUTHENTIX_CODE_LENGTH": "6"})
+	c := &call{t: t, s: s, uuid: "bbbbbbbb-" + apptest.RandomID(), from: "447400123456"}
+	status, n := c.send(http.MethodPost, vonage.AnswerPath+"?provider=authentix", body(t, "answer.json", c, ""), "")
+	if status != 200 || n.actions() != "talk,input" || n[1].DTMF == nil || n[1].DTMF.MaxDigits != 6 || !n[1].DTMF.SubmitOnHash {
+		t.Fatalf("answer: %d %+v", status, n)
+	}
+}
+
+// TestInputWithoutDigitsEndsTheCall: an input that timed out with nothing keyed (or ended by
+// # alone) says the no-input phrase and ends the call, as Twilio's <Gather> falls through to
+// it, instead of "that code was not right" again and again; nothing reaches the provider and
+// no attempt is spent. Digits keyed before a timeout are still checked.
+func TestInputWithoutDigitsEndsTheCall(t *testing.T) {
+	s := stack(t)
+	for _, tc := range []struct {
+		name, file, digits, query string
+		rightCode                 bool   // send the session's code as the digits
+		actions, text, language   string // the NCCO wanted; text "" checks only the actions
+		checks, attempts          int    // provider code checks made, attempts on the session
+	}{
+		{name: "timed out, nothing keyed", file: "input-timed-out.json",
+			actions: "talk", text: callflow.NoInput(""), language: "en-US"},
+		{name: "only # pressed", file: "input.json",
+			actions: "talk", text: callflow.NoInput(""), language: "en-US"},
+		{name: "timed out, nothing keyed, French", file: "input-timed-out.json", query: "?locale=fr-FR",
+			actions: "talk", text: callflow.NoInput("fr-FR"), language: "fr-FR"},
+		{name: "timed out after part of a code", file: "input-timed-out.json", digits: "12",
+			actions: "talk,input"},
+		{name: "timed out after the whole code", file: "input-timed-out.json", rightCode: true,
+			actions: "talk", text: callflow.Prompt(callflow.Result{Step: callflow.StepVerified}, ""), language: "en-US", checks: 1, attempts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &call{t: t, s: s, uuid: "ffffffff-" + apptest.RandomID(), from: "447400123456"}
+			if status, n := c.send(http.MethodPost, vonage.AnswerPath+"?provider=authentix", body(t, "answer.json", c, ""), ""); status != 200 || n.actions() != "talk,input" {
+				t.Fatalf("answer: %d %+v", status, n)
+			}
+			sess := s.Do(http.MethodGet, "/v1/sessions/"+c.uuid, nil).JSON(t)
+			digits := tc.digits
+			if tc.rightCode {
+				digits = s.Authentix.CodeFor(sess["authenticationId"].(string))
+			}
+			before := s.Authentix.Count()
+			status, n := c.send(http.MethodPost, vonage.InputPath+tc.query, body(t, tc.file, c, digits), "")
+			if status != 200 || n.actions() != tc.actions {
+				t.Fatalf("input: %d %+v", status, n)
+			}
+			if tc.text != "" && (n[0].Text != tc.text || n[0].Language != tc.language) {
+				t.Fatalf("talk %q (%s), want %q (%s)", n[0].Text, n[0].Language, tc.text, tc.language)
+			}
+			if got := s.Authentix.Count() - before; got != tc.checks {
+				t.Fatalf("%d provider requests, want %d", got, tc.checks)
+			}
+			if got := s.Do(http.MethodGet, "/v1/sessions/"+c.uuid, nil).JSON(t)["attempts"]; got != float64(tc.attempts) {
+				t.Fatalf("attempts %v, want %d", got, tc.attempts)
+			}
+		})
 	}
 }
 
