@@ -10,7 +10,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/authsignal"
 )
 
-func startCall(t *testing.T, s *apptest.Stack) string {
+func startCall(t testing.TB, s *apptest.Stack) string {
 	t.Helper()
 	ref := "CA" + apptest.RandomID()
 	r := s.Do(http.MethodPost, "/v1/sessions", map[string]any{"referenceId": ref, "phoneNumber": "+447400123456"})
