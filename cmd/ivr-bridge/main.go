@@ -17,6 +17,7 @@ import (
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app"
 	"github.com/ivr-bridge/ivr-bridge/internal/config"
+	"github.com/ivr-bridge/ivr-bridge/internal/httpapi"
 	"github.com/ivr-bridge/ivr-bridge/internal/logging"
 )
 
@@ -92,7 +93,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", a.Metrics)
-		ms = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ms = &http.Server{Addr: cfg.MetricsAddr, Handler: httpapi.WithRequestID(mux), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			log.Info("metrics listening", "addr", cfg.MetricsAddr)
 			errc <- ms.ListenAndServe()

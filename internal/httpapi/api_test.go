@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
+	"github.com/ivr-bridge/ivr-bridge/internal/httpapi"
+	"github.com/ivr-bridge/ivr-bridge/internal/logging"
 )
 
 // A UK mobile, a US number (fixed line or mobile) and a UK landline, all valid.
@@ -66,6 +69,35 @@ func TestHealthAndRequestID(t *testing.T) {
 	s.Do(http.MethodGet, "/v1/sessions/nope", nil, "X-Request-Id", "trace-log-check")
 	if !strings.Contains(s.Logs.String(), `"request_id":"trace-log-check"`) {
 		t.Fatalf("request log does not carry the request ID:\n%s", s.Logs.String())
+	}
+}
+
+// The metrics listener (IVR_BRIDGE_METRICS_ADDR) is served outside Echo: it gets the same
+// request IDs, in its answers and in its handlers' log context.
+func TestRequestIDOutsideEcho(t *testing.T) {
+	var seen string
+	h := httpapi.WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = logging.RequestID(r.Context())
+	}))
+	for _, tc := range []struct{ sent, want string }{
+		{"trace-abc-123", "trace-abc-123"},
+		{"", ""},
+		{"evil id\tinjected", ""},
+		{strings.Repeat("a", 65), ""},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tc.sent != "" {
+			req.Header.Set("X-Request-Id", tc.sent)
+		}
+		h.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-Id")
+		if tc.want != "" && got != tc.want || tc.want == "" && !regexp.MustCompile(`^[0-9a-f]{24}$`).MatchString(got) {
+			t.Fatalf("sent %q: X-Request-Id %q", tc.sent, got)
+		}
+		if seen != got {
+			t.Fatalf("sent %q: the handler's context names %q, the answer %q", tc.sent, seen, got)
+		}
 	}
 }
 

@@ -128,17 +128,34 @@ func (s *Server) handleError(err error, c echo.Context) {
 // every log line of the request.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := c.Request().Header.Get(echo.HeaderXRequestID)
-		if !callsession.ValidReferenceID(id) || len(id) > 64 {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
+		id := requestIDOf(c.Request())
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		req := c.Request()
 		c.SetRequest(req.WithContext(logging.WithRequestID(req.Context(), id)))
 		return next(c)
 	}
+}
+
+// requestIDOf is the request's own X-Request-Id when it is a safe one (no spaces or control
+// characters, at most 64 characters: it goes into logs and headers), else a fresh one.
+func requestIDOf(req *http.Request) string {
+	id := req.Header.Get(echo.HeaderXRequestID)
+	if !callsession.ValidReferenceID(id) || len(id) > 64 {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	return id
+}
+
+// WithRequestID gives handlers served outside the Echo server (the metrics listener) the
+// same X-Request-Id on every response and in the request's log context (DESIGN §8).
+func WithRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id := requestIDOf(req)
+		w.Header().Set(echo.HeaderXRequestID, id)
+		next.ServeHTTP(w, req.WithContext(logging.WithRequestID(req.Context(), id)))
+	})
 }
 
 // logRequests writes one line per request: route, status, latency. Paths carry references,
