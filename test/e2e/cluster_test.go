@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -199,16 +200,20 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal("no start was acknowledged")
 	}
 	// Read every acknowledged session back; a 503 while the bridge's client learns the new
-	// topology is retried, only a 404 is a loss.
+	// topology is retried. A 404 is a loss, and so is a session that reads back other than
+	// the sent one the start answered (its compare-and-set after the send lost).
 	lost := 0
 	deadline := time.Now().Add(20 * time.Second)
 	for ref := range acked {
 		for {
 			r := b.do("GET", "/v1/sessions/"+ref, nil)
-			if r.status == http.StatusOK {
+			var got struct{ Status, MessageID string }
+			okAsAnswered := r.status == http.StatusOK && json.Unmarshal(r.body, &got) == nil &&
+				got.Status == "sent" && got.MessageID != ""
+			if okAsAnswered {
 				break
 			}
-			if r.status == http.StatusNotFound || time.Now().After(deadline) {
+			if r.status == http.StatusNotFound || r.status == http.StatusOK || time.Now().After(deadline) {
 				t.Errorf("acknowledged session %s: %d %s", ref, r.status, r.body)
 				if lost == 0 {
 					logs := b.stderr.String()
