@@ -33,3 +33,29 @@ func TestVerifyIndependentVector(t *testing.T) {
 		t.Fatal("a token 10 minutes old verified")
 	}
 }
+
+// TestVerifyVonageSDKVector checks VerifyToken against the token and signature secret that
+// Vonage's own Python SDK tests verify_signature with (vonage-python-sdk,
+// jwt/tests/test_verify_jwt.py): HS256, iat 1697634680, no payload_hash (so, no body).
+func TestVerifyVonageSDKVector(t *testing.T) {
+	const (
+		token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9." +
+			"eyJpc3MiOiJPbmxpbmUgSldUIEJ1aWxkZXIiLCJpYXQiOjE2OTc2MzQ2ODAsImV4cCI6MzMyNTQ1NDA4MjgsImF1ZCI6IiIsInN1YiI6IiJ9." +
+			"88vJc3I2HhuqEDixHXVhc9R30tA6U_HQHZTC29y6CGM"
+		validSecret   = "qwertyuiopasdfghjklzxcvbnm123456"
+		invalidSecret = "asdf"
+	)
+	at := time.Unix(1697634680, 0).Add(time.Minute)
+	if err := vonage.VerifyToken(validSecret, token, nil, at); err != nil {
+		t.Fatalf("the SDK's valid vector does not verify: %v", err)
+	}
+	if vonage.VerifyToken(invalidSecret, token, nil, at) == nil {
+		t.Fatal("the SDK's vector verified with its invalid secret")
+	}
+	if vonage.VerifyToken(validSecret, "asdf", nil, at) == nil {
+		t.Fatal("a malformed token verified")
+	}
+	if vonage.VerifyToken(validSecret, token, []byte(`{"uuid":"x"}`), at) == nil {
+		t.Fatal("a token without payload_hash verified for a body")
+	}
+}
