@@ -423,6 +423,11 @@ func (s *Service) repeated(ctx context.Context, existing *Session, fp string) (S
 	if existing.Fingerprint != fp {
 		return StartResult{}, Errorf(CodeConflict, "a different session already exists for this referenceId")
 	}
+	if s.orphaned(existing) {
+		if res, err, ok := s.takeOver(ctx, existing); ok {
+			return res, err
+		}
+	}
 	cur, err := s.settle(ctx, existing)
 	if err != nil {
 		return StartResult{}, err
@@ -439,6 +444,56 @@ func (s *Service) repeated(ctx context.Context, existing *Session, fp string) (S
 		}
 	}
 	return StartResult{Session: cur}, nil
+}
+
+// orphanAfter is how long after its last write a pending session with no provider reference
+// can have no start in flight: the start that wrote it gave its provider call and the write
+// after it ProviderTimeout + 2 s (its detached deadline); 2 s more cover the clocks of
+// replicas that disagree a little.
+func (s *Service) orphanAfter() time.Duration { return s.cfg.ProviderTimeout + 4*time.Second }
+
+// orphaned reports a session whose start was acknowledged to nobody and reached no provider:
+// written, then the start failed on Redis before its provider call (a WAIT that timed out,
+// the limit check and the clean-up both failing). Nothing will ever settle it but a read
+// marking it error; a retry of the same start may take it over instead.
+func (s *Service) orphaned(sess *Session) bool {
+	return sess.Status == StatusPending && sess.ProviderRef() == "" &&
+		s.clock.Now().Sub(sess.UpdatedAt) > s.orphanAfter()
+}
+
+// takeOver makes the first send of an orphaned session for a retried start. ok is false
+// when another retry took it over first (or it is no longer orphaned): the caller answers
+// it as any repeated start.
+func (s *Service) takeOver(ctx context.Context, sess *Session) (res StartResult, err error, ok bool) {
+	took := false // as decided by the write that counted (the function may run again on a conflict)
+	claimed, err := s.updateFrom(ctx, sess.ReferenceID, sess, func(cur *Session) error {
+		took = s.orphaned(cur)
+		if !took {
+			return errNoChange
+		}
+		// record moves UpdatedAt: no other retry takes it over while this one sends.
+		cur.record(s.clock.Now(), EventCreated, "start retried: the first attempt ended before reaching the provider")
+		return nil
+	})
+	if err != nil {
+		return StartResult{}, err, true
+	}
+	if !took {
+		return StartResult{}, nil, false
+	}
+	provider, err := s.provider(claimed.Provider)
+	if err != nil {
+		return StartResult{}, err, true
+	}
+	if err := s.allowNumber(ctx, claimed.PhoneNumber); err != nil {
+		return StartResult{}, err, true // still pending: a read marks it error in time
+	}
+	s.log.InfoContext(ctx, "orphaned session taken over by a retried start", "reference_id", claimed.ReferenceID, "provider", claimed.Provider)
+	dctx, cancel := s.detached(ctx)
+	defer cancel()
+	res, err = s.sendFirst(dctx, claimed, provider)
+	res.Created = false // the session existed: this start is its repeat
+	return res, err, true
 }
 
 func (s *Service) provider(name ProviderName) (Provider, error) {

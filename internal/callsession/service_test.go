@@ -619,3 +619,69 @@ func TestCountryAllowAndDenyLists(t *testing.T) {
 		t.Fatalf("provider sends %d, want 1", n)
 	}
 }
+
+// A start written but never sent (the start failed on Redis after its create: a WAIT that
+// timed out, the limit check and its clean-up both failing) is taken over by a retry of the
+// same start once no first attempt can still be under way; a retry before that, or one that
+// differs, is answered as before.
+func TestRetriedStartTakesOverAnOrphanedSession(t *testing.T) {
+	ctx := context.Background()
+	// As by default (3 × the 4 s provider timeout), a read marks it error only after a retry
+	// could have taken it over.
+	h := newHarness(t, func(c *Config) { c.PendingTimeout = time.Minute })
+	req := StartRequest{ReferenceID: "CA123", PhoneNumber: "+14155552671", Provider: ProviderAuthsignal}
+	n, err := h.svc.normalize(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := h.clock.Now()
+	orphan := &Session{ReferenceID: req.ReferenceID, Provider: ProviderAuthsignal, Channel: ChannelSMS, PhoneNumber: n.PhoneNumber,
+		Country: n.Country, Status: StatusPending, MaxAttempts: 5, CreatedAt: now, UpdatedAt: now, Fingerprint: n.fingerprint(),
+		Events: []Event{{At: now, Type: EventCreated, Detail: "authsignal via SMS to ***2671"}}}
+	if _, created, err := h.store.Create(ctx, orphan, time.Hour); err != nil || !created {
+		t.Fatal(created, err)
+	}
+
+	// Too early: the first attempt might still be sending.
+	h.clock.Advance(h.svc.orphanAfter() / 2)
+	res, err := h.svc.Start(ctx, req)
+	if err != nil || res.Session.Status != StatusPending || h.as.sendCount() != 0 {
+		t.Fatalf("early retry: %v, %+v, %d sends", err, res.Session, h.as.sendCount())
+	}
+
+	h.clock.Advance(h.svc.orphanAfter())
+	if _, err := h.svc.Start(ctx, StartRequest{ReferenceID: "CA123", PhoneNumber: "+14155550000"}); codeOf(t, err) != CodeConflict {
+		t.Fatalf("a different start: %v", err)
+	}
+	var wg sync.WaitGroup
+	results := make([]StartResult, 5)
+	for i := range results {
+		wg.Go(func() {
+			r, err := h.svc.Start(ctx, req)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	if h.as.sendCount() != 1 {
+		t.Fatalf("%d sends for 5 concurrent retries of an orphaned start", h.as.sendCount())
+	}
+	got, _ := h.store.Get(ctx, "CA123")
+	if got.Status != StatusSent || got.ChallengeID == "" || got.Sends != 1 {
+		t.Fatalf("after the take-over: %+v", got)
+	}
+	sawRetry := false
+	for _, e := range got.Events {
+		sawRetry = sawRetry || strings.HasPrefix(e.Detail, "start retried")
+	}
+	if !sawRetry {
+		t.Fatalf("the history does not say the start was retried: %+v", got.Events)
+	}
+	for i, r := range results {
+		if r.Created || r.Session == nil || (r.Session.Status != StatusSent && r.Session.Status != StatusPending) {
+			t.Fatalf("retry %d answered %+v", i, r)
+		}
+	}
+}
