@@ -113,6 +113,10 @@ type Limiter interface {
 type Deduper interface {
 	// FirstSeen records key for ttl and reports whether it was not recorded before.
 	FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Seen reports whether key is recorded now.
+	Seen(ctx context.Context, key string) (bool, error)
+	// Forget removes key, so the next FirstSeen of it is first again.
+	Forget(ctx context.Context, key string) error
 }
 
 // Publisher tells watchers (agent desktops, connected to any replica) that a session changed.

@@ -338,7 +338,9 @@ func (s *Service) sendFirst(ctx context.Context, sess *Session, provider Provide
 	defer cancelBudget()
 	res, sendErr := s.send(budget, provider, sess, 1, sess.Channel)
 	known := sess // as created: the write after the send usually needs no read
-	if sendErr != nil && unavailable(sendErr) && budget.Err() == nil {
+	// The fallback needs time for a real try: with a sliver left, it could reach the provider
+	// and send while the session records a timeout.
+	if dl, _ := budget.Deadline(); sendErr != nil && unavailable(sendErr) && time.Until(dl) >= s.cfg.ProviderTimeout/2 {
 		if fb, err := s.fallbackFor(provider.Name(), sess.Channel); err == nil {
 			detail := fmt.Sprintf("%s unavailable, falling back to %s", provider.Name(), fb.Name())
 			s.log.WarnContext(ctx, "provider fallback", "reference_id", sess.ReferenceID, "from", provider.Name(), "to", fb.Name(), "err", sendErr)
@@ -452,19 +454,29 @@ func (s *Service) repeated(ctx context.Context, existing *Session, fp string) (S
 // replicas that disagree a little.
 func (s *Service) orphanAfter() time.Duration { return s.cfg.ProviderTimeout + 4*time.Second }
 
-// orphaned reports a session whose start was acknowledged to nobody and reached no provider:
-// written, then the start failed on Redis before its provider call (a WAIT that timed out,
-// the limit check and the clean-up both failing). Nothing will ever settle it but a read
-// marking it error; a retry of the same start may take it over instead.
+// orphaned reports a session whose start was acknowledged to nobody and left no provider
+// reference: written, then the start failed on Redis before its provider call (a WAIT that
+// timed out, the limit check and the clean-up both failing) — or after it, when the write
+// recording the send failed. Nothing settles it but a read marking it error. A retry of the
+// same start may take it over only where sending again is safe whichever it was: at a
+// provider that deduplicates the first send by its idempotency key.
 func (s *Service) orphaned(sess *Session) bool {
-	return sess.Status == StatusPending && sess.ProviderRef() == "" &&
+	return sess.Status == StatusPending && sess.ProviderRef() == "" && idempotentFirstSend[sess.Provider] &&
 		s.clock.Now().Sub(sess.UpdatedAt) > s.orphanAfter()
 }
+
+// idempotentFirstSend names the providers that answer a repeated first send (same
+// idempotency key, DESIGN §6) with the first one's challenge instead of sending again.
+var idempotentFirstSend = map[ProviderName]bool{ProviderAuthsignal: true}
 
 // takeOver makes the first send of an orphaned session for a retried start. ok is false
 // when another retry took it over first (or it is no longer orphaned): the caller answers
 // it as any repeated start.
 func (s *Service) takeOver(ctx context.Context, sess *Session) (res StartResult, err error, ok bool) {
+	provider, err := s.provider(sess.Provider)
+	if err != nil {
+		return StartResult{}, nil, false // nothing to send with: answered as it stands
+	}
 	took := false // as decided by the write that counted (the function may run again on a conflict)
 	claimed, err := s.updateFrom(ctx, sess.ReferenceID, sess, func(cur *Session) error {
 		took = s.orphaned(cur)
@@ -481,12 +493,14 @@ func (s *Service) takeOver(ctx context.Context, sess *Session) (res StartResult,
 	if !took {
 		return StartResult{}, nil, false
 	}
-	provider, err := s.provider(claimed.Provider)
-	if err != nil {
-		return StartResult{}, err, true
-	}
 	if err := s.allowNumber(ctx, claimed.PhoneNumber); err != nil {
-		return StartResult{}, err, true // still pending: a read marks it error in time
+		if code, _ := CodeOf(err); code == CodeRateLimited {
+			// As a refused start: nothing is left behind (a later start creates afresh).
+			if derr := s.store.Delete(context.WithoutCancel(ctx), claimed.ReferenceID); derr != nil {
+				s.log.ErrorContext(ctx, "removing a refused session", "reference_id", claimed.ReferenceID, "err", derr)
+			}
+		}
+		return StartResult{}, err, true
 	}
 	s.log.InfoContext(ctx, "orphaned session taken over by a retried start", "reference_id", claimed.ReferenceID, "provider", claimed.Provider)
 	dctx, cancel := s.detached(ctx)
@@ -518,7 +532,7 @@ func (s *Service) allowNumber(ctx context.Context, e164 string) error {
 	if s.limiter == nil || s.cfg.Limits.SendsPerNumber <= 0 {
 		return nil
 	}
-	ok, retry, err := s.limiter.Allow(ctx, "sends:number:"+e164, s.cfg.Limits.SendsPerNumber, s.cfg.Limits.NumberWindow)
+	ok, retry, err := s.limiter.Allow(ctx, numberLimitKey(e164), s.cfg.Limits.SendsPerNumber, s.cfg.Limits.NumberWindow)
 	if err != nil {
 		return storageError(err)
 	}
@@ -526,6 +540,13 @@ func (s *Service) allowNumber(ctx context.Context, e164 string) error {
 		return &Error{Code: CodeRateLimited, Message: "too many sends to this phone number; try again later", RetryAfter: retry}
 	}
 	return nil
+}
+
+// numberLimitKey names a number's send budget by a digest of the number, so Redis keys
+// (which monitoring tools list) never show it.
+func numberLimitKey(e164 string) string {
+	sum := sha256.Sum256([]byte("ivr-bridge number " + e164))
+	return "sends:number:" + hex.EncodeToString(sum[:12])
 }
 
 // Get returns the session, settling what time has decided (expiry, a start that never

@@ -472,8 +472,13 @@ func TestResendAndCancel(t *testing.T) {
 			t.Fatalf("sent %d", h.as.sendCount())
 		}
 		// The refused resend spent nothing of the number's budget (1 start + 2 resends).
-		if n := h.limiter.count["sends:number:+14155552671"]; n != 3 {
+		if n := h.limiter.count[numberLimitKey("+14155552671")]; n != 3 {
 			t.Fatalf("the number's budget counted %d sends, want 3", n)
+		}
+		for key := range h.limiter.count {
+			if strings.Contains(key, "5552671") {
+				t.Fatalf("a limit key shows the number: %s", key)
+			}
 		}
 		keys := map[string]bool{}
 		for _, r := range h.as.sends {
@@ -683,5 +688,21 @@ func TestRetriedStartTakesOverAnOrphanedSession(t *testing.T) {
 		if r.Created || r.Session == nil || (r.Session.Status != StatusSent && r.Session.Status != StatusPending) {
 			t.Fatalf("retry %d answered %+v", i, r)
 		}
+	}
+
+	// Call Connect has no idempotency key: the session cannot tell a start that failed
+	// before its send from one whose send went out and whose record of it was lost, so a
+	// retry never sends again.
+	cc := StartRequest{ReferenceID: "CA456", PhoneNumber: "+14155552671", Provider: ProviderCallConnect}
+	n, _ = h.svc.normalize(cc)
+	at := h.clock.Now()
+	if _, _, err := h.store.Create(ctx, &Session{ReferenceID: cc.ReferenceID, Provider: ProviderCallConnect, Channel: ChannelSMS,
+		PhoneNumber: n.PhoneNumber, Country: n.Country, Status: StatusPending, CreatedAt: at, UpdatedAt: at,
+		Fingerprint: n.fingerprint(), Events: []Event{}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(2 * h.svc.orphanAfter())
+	if res, err := h.svc.Start(ctx, cc); err != nil || res.Session.Status != StatusPending || h.cc.sendCount() != 0 {
+		t.Fatalf("Call Connect retry: %v %+v, %d sends", err, res.Session, h.cc.sendCount())
 	}
 }

@@ -208,12 +208,14 @@ func Mask(s string) string {
 var digitRun = regexp.MustCompile(`\+?\d(?:[\d ().-]*\d)?`)
 
 // MaskText hides what may be personal data in free text, such as a provider's error message
-// quoting the destination or the code: a run of 7 or more digits (a number) keeps only its
-// last four, a run of 4 to 6 digits (a code) is hidden entirely.
+// quoting the destination or the code. A run that reads as a phone number (it starts with +,
+// or holds 10 to 15 digits) keeps only its last four digits; any other run of 4 or more
+// digits (a code, perhaps joined to the words around it: "123456 (1 of 5)") is hidden whole.
 func MaskText(s string) string {
 	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
-		switch n := len(digitsOf(run)); {
-		case n >= 7:
+		n := len(digitsOf(run))
+		switch {
+		case n >= 7 && (strings.HasPrefix(run, "+") || n >= 10 && n <= 15):
 			return Mask(run)
 		case n >= 4:
 			return "***"

@@ -505,6 +505,23 @@ func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Du
 	return false, time.Duration(retryMS) * time.Millisecond, nil
 }
 
+// Seen implements callsession.Deduper.
+func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
+	n, err := r.c.Exists(ctx, r.prefix+"seen:"+key).Result()
+	if err != nil {
+		return false, storageErr("dedup", err)
+	}
+	return n == 1, nil
+}
+
+// Forget implements callsession.Deduper.
+func (r *Redis) Forget(ctx context.Context, key string) error {
+	if err := r.c.Del(ctx, r.prefix+"seen:"+key).Err(); err != nil {
+		return storageErr("dedup", err)
+	}
+	return nil
+}
+
 // FirstSeen implements callsession.Deduper.
 func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	ok, err := r.c.SetNX(ctx, r.prefix+"seen:"+key, 1, ttl).Result()

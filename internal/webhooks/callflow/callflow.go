@@ -153,13 +153,13 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 		return r
 	}
 	if f.Dedup != nil {
-		// A failed look-up is no reason to refuse the caller: the check goes ahead.
-		if first, err := f.Dedup.FirstSeen(ctx, codeDeliveryKey(ref, digits), codeRepeatWindow); err == nil && !first {
-			if r, ok := f.repeatedCode(ctx, ref); ok {
-				return r
-			}
-		}
+		return f.codeOnce(ctx, ref, digits)
 	}
+	return f.check(ctx, ref, digits)
+}
+
+// check submits the digits to the provider through the service.
+func (f Flow) check(ctx context.Context, ref, digits string) Result {
 	sess, err := f.Service.SubmitCode(ctx, ref, digits)
 	if err != nil {
 		if code, _ := callsession.CodeOf(err); code == callsession.CodeInvalidState {
@@ -173,52 +173,81 @@ func (f Flow) Code(ctx context.Context, ref, digits string) Result {
 	return fromSession(sess, true)
 }
 
-// codeDeliveryKey names one call's delivery of some digits; the digits are hashed, as a code
-// is personal data and the key is stored.
-func codeDeliveryKey(ref, digits string) string {
-	sum := sha256.Sum256([]byte(ref + "\x00" + digits))
-	return "code:" + ref + ":" + hex.EncodeToString(sum[:12])
+// codeOnce checks the digits unless this is a repeated delivery of digits already being
+// checked for the code the call was sent: then it answers with that check's outcome. A
+// delivery is recorded before its check and marked answered after it; a check that did not
+// happen (the provider or Redis failed) is forgotten, so a repeat makes a real one.
+func (f Flow) codeOnce(ctx context.Context, ref, digits string) Result {
+	sess, err := f.Service.Get(ctx, ref)
+	if err != nil {
+		return fromError(err).about(ref)
+	}
+	key := codeDeliveryKey(ref, sess.ProviderRef(), digits)
+	first, err := f.Dedup.FirstSeen(ctx, key, codeRepeatWindow)
+	if err != nil {
+		return f.check(ctx, ref, digits) // a failed look-up is no reason to refuse the caller
+	}
+	if !first {
+		if r, ok := f.repeatedCode(ctx, ref, key); ok {
+			return r
+		}
+		return f.check(ctx, ref, digits)
+	}
+	r := f.check(ctx, ref, digits)
+	// Detached: the record of the outcome matters even if the platform hung up.
+	dctx := context.WithoutCancel(ctx)
+	if r.Step == StepError {
+		_ = f.Dedup.Forget(dctx, key)
+	} else {
+		_, _ = f.Dedup.FirstSeen(dctx, key+answeredSuffix, codeRepeatWindow)
+	}
+	return r
 }
 
-// repeatedCode answers a repeated delivery of digits already submitted for the call: with
-// the outcome of that first check once it is known. ok is false when the first check did
-// not happen (the provider failed and the attempt was given back), so the repeat is a real
-// try and goes to the provider.
-func (f Flow) repeatedCode(ctx context.Context, ref string) (Result, bool) {
+// answeredSuffix marks a delivery whose check has been answered.
+const answeredSuffix = ":answered"
+
+// codeDeliveryKey names one call's delivery of some digits for the code identified by
+// providerRef (a resend makes a new code, and the same digits a new try). The digits are
+// hashed: a code is personal data, and the key is stored.
+func codeDeliveryKey(ref, providerRef, digits string) string {
+	sum := sha256.Sum256([]byte(ref + "\x00" + providerRef + "\x00" + digits))
+	return "code:" + hex.EncodeToString(sum[:16])
+}
+
+// repeatedCode answers a repeated delivery with the outcome of the first one's check, once
+// that is answered. ok is false when the first check did not happen (its record was
+// forgotten): the repeat is then a real try.
+func (f Flow) repeatedCode(ctx context.Context, ref, key string) (Result, bool) {
 	deadline := time.Now().Add(codeRepeatWait)
 	for {
-		sess, err := f.Service.Get(ctx, ref)
+		answered, err := f.Dedup.Seen(ctx, key+answeredSuffix)
 		if err != nil {
-			return fromError(err).about(ref), true
+			return Result{}, false
 		}
-		inFlight := sess.Status == callsession.StatusSent && sess.Attempts > codeChecks(sess)
-		if !inFlight {
-			if last := len(sess.Events) - 1; sess.Status == callsession.StatusSent && last >= 0 && sess.Events[last].Type == callsession.EventError {
-				return Result{}, false
+		if answered {
+			sess, err := f.Service.Get(ctx, ref)
+			if err != nil {
+				return fromError(err).about(ref), true
 			}
 			return fromSession(sess, true), true
 		}
+		if pending, err := f.Dedup.Seen(ctx, key); err != nil || !pending {
+			return Result{}, false
+		}
 		if time.Now().After(deadline) {
+			sess, err := f.Service.Get(ctx, ref)
+			if err != nil {
+				return fromError(err).about(ref), true
+			}
 			return Result{Step: StepWaiting, Session: sess}, true
 		}
 		select {
 		case <-ctx.Done():
-			return Result{Step: StepWaiting, Session: sess}, true
+			return Result{Step: StepWaiting, Reference: ref}, true
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
-}
-
-// codeChecks counts the checks the provider answered (an attempt reserved and not yet
-// answered is a check in flight).
-func codeChecks(s *callsession.Session) int {
-	n := 0
-	for _, e := range s.Events {
-		if e.Type == callsession.EventCodeAccepted || e.Type == callsession.EventCodeRejected {
-			n++
-		}
-	}
-	return n
 }
 
 // Status reads where the call stands.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,35 +316,49 @@ func TestFieldsFlatStrings(t *testing.T) {
 }
 
 // memDeduper is a Deduper in a map.
-type memDeduper map[string]bool
+type memDeduper struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
 
-func (d memDeduper) FirstSeen(_ context.Context, key string, _ time.Duration) (bool, error) {
-	if d[key] {
+func newMemDeduper() *memDeduper { return &memDeduper{keys: map[string]bool{}} }
+
+func (d *memDeduper) FirstSeen(_ context.Context, key string, _ time.Duration) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.keys[key] {
 		return false, nil
 	}
-	d[key] = true
+	d.keys[key] = true
 	return true, nil
 }
 
-// checked is a code session after n answered checks, the last one with outcome last.
-func checked(n int, last callsession.EventType, st callsession.Status) *callsession.Session {
+func (d *memDeduper) Seen(_ context.Context, key string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.keys[key], nil
+}
+
+func (d *memDeduper) Forget(_ context.Context, key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.keys, key)
+	return nil
+}
+
+// codeSession is an Authsignal session after n code attempts, for challenge ch.
+func codeSession(n int, st callsession.Status, ch string) *callsession.Session {
 	s := session(callsession.ProviderAuthsignal, st)
-	s.Attempts = n
-	for i := 0; i < n; i++ {
-		s.Events = append(s.Events, callsession.Event{Type: callsession.EventCodeRejected})
-	}
-	if last != "" {
-		s.Events = append(s.Events, callsession.Event{Type: last})
-	}
+	s.Attempts, s.ChallengeID = n, ch
 	return s
 }
 
 func TestRepeatedCodeDeliveryChecksOnce(t *testing.T) {
 	ctx := context.Background()
 	t.Run("a repeat after a wrong code answers the same, with no second check", func(t *testing.T) {
-		after := checked(1, "", callsession.StatusSent)
+		after := codeSession(1, callsession.StatusSent, "ch1")
 		f := &fakeService{submit: func(string) (*callsession.Session, error) { return after, nil }, get: after}
-		flow := Flow{Service: f, Dedup: memDeduper{}}
+		flow := Flow{Service: f, Dedup: newMemDeduper()}
 		first := flow.Code(ctx, "CA123", "111111")
 		again := flow.Code(ctx, "CA123", "111111")
 		if len(f.submitted) != 1 || first.Step != StepRetry || again.Step != StepRetry || again.AttemptsLeft() != first.AttemptsLeft() {
@@ -355,43 +370,61 @@ func TestRepeatedCodeDeliveryChecksOnce(t *testing.T) {
 		if flow.Code(ctx, "CA999", "111111"); len(f.submitted) != 3 {
 			t.Fatalf("the same digits on another call are a new try: submitted %v", f.submitted)
 		}
+		f.get = codeSession(3, callsession.StatusSent, "ch2") // resent: a new code
+		if flow.Code(ctx, "CA123", "111111"); len(f.submitted) != 4 {
+			t.Fatalf("the same digits for a resent code are a new try: submitted %v", f.submitted)
+		}
 	})
 	t.Run("a repeat after a verified code answers verified", func(t *testing.T) {
-		done := checked(0, callsession.EventCodeAccepted, callsession.StatusVerified)
-		done.Attempts = 1
-		f := &fakeService{submit: func(string) (*callsession.Session, error) { return done, nil }, get: done}
-		flow := Flow{Service: f, Dedup: memDeduper{}}
+		done := codeSession(1, callsession.StatusVerified, "ch1")
+		f := &fakeService{submit: func(string) (*callsession.Session, error) { return done, nil }, get: codeSession(0, callsession.StatusSent, "ch1")}
+		flow := Flow{Service: f, Dedup: newMemDeduper()}
 		flow.Code(ctx, "CA123", "123456")
+		f.get = done
 		if r := flow.Code(ctx, "CA123", "123456"); r.Step != StepVerified || len(f.submitted) != 1 {
 			t.Fatalf("repeat: %s, submitted %v", r.Step, f.submitted)
 		}
 	})
 	t.Run("a repeat waits for the first check still under way", func(t *testing.T) {
-		inFlight := checked(0, "", callsession.StatusSent)
-		inFlight.Attempts = 1 // reserved, not answered yet
-		verified := checked(0, callsession.EventCodeAccepted, callsession.StatusVerified)
-		verified.Attempts = 1
-		f := &fakeService{get: inFlight, submit: func(string) (*callsession.Session, error) { return verified, nil }}
-		dedup := memDeduper{codeDeliveryKey("CA123", "123456"): true} // the first delivery is being checked
-		f.onGet = func(n int) {
-			if n == 3 {
-				f.get = verified
-			}
-		}
-		if r := (Flow{Service: f, Dedup: dedup}).Code(ctx, "CA123", "123456"); r.Step != StepVerified || len(f.submitted) != 0 || f.gets != 3 {
+		sent := codeSession(1, callsession.StatusSent, "ch1")
+		verified := codeSession(1, callsession.StatusVerified, "ch1")
+		f := &fakeService{get: sent, submit: func(string) (*callsession.Session, error) { return verified, nil }}
+		dedup := newMemDeduper()
+		key := codeDeliveryKey("CA123", "ch1", "123456")
+		dedup.keys[key] = true // the first delivery is being checked
+		// The first delivery's check is answered meanwhile.
+		go func() {
+			time.Sleep(60 * time.Millisecond)
+			dedup.mu.Lock()
+			defer dedup.mu.Unlock()
+			f.get = verified // read after the answered mark is seen, under the same lock
+			dedup.keys[key+answeredSuffix] = true
+		}()
+		if r := (Flow{Service: f, Dedup: dedup}).Code(ctx, "CA123", "123456"); r.Step != StepVerified || len(f.submitted) != 0 {
 			t.Fatalf("repeat: %s after %d reads, submitted %v", r.Step, f.gets, f.submitted)
 		}
 	})
-	t.Run("a repeat after a check the provider never answered is a real try", func(t *testing.T) {
-		gaveBack := checked(0, callsession.EventError, callsession.StatusSent) // attempt given back
-		gaveBack.Attempts = 0
-		f := &fakeService{get: gaveBack, submit: func(string) (*callsession.Session, error) { return checked(1, "", callsession.StatusSent), nil }}
-		dedup := memDeduper{codeDeliveryKey("CA123", "123456"): true}
-		if (Flow{Service: f, Dedup: dedup}).Code(ctx, "CA123", "123456"); len(f.submitted) != 1 {
-			t.Fatalf("submitted %v, want the check made", f.submitted)
+	t.Run("digits whose check did not happen are checked again, never answered as wrong", func(t *testing.T) {
+		// The caller keys A (the provider fails: no check), then B (wrong), then A again.
+		s := codeSession(0, callsession.StatusSent, "ch1")
+		f := &fakeService{get: s}
+		f.submit = func(code string) (*callsession.Session, error) {
+			if code == "111111" && len(f.submitted) == 1 {
+				return nil, &callsession.Error{Code: callsession.CodeProviderUnavailable, Message: "down"}
+			}
+			return codeSession(1, callsession.StatusSent, "ch1"), nil
+		}
+		flow := Flow{Service: f, Dedup: newMemDeduper()}
+		if r := flow.Code(ctx, "CA123", "111111"); r.Step != StepError {
+			t.Fatalf("A: %s", r.Step)
+		}
+		flow.Code(ctx, "CA123", "222222")
+		flow.Code(ctx, "CA123", "111111")
+		if !slices.Equal(f.submitted, []string{"111111", "222222", "111111"}) {
+			t.Fatalf("submitted %v: A again must be checked", f.submitted)
 		}
 	})
-	if k := codeDeliveryKey("CA123", "123456"); strings.Contains(k, "123456") {
+	if k := codeDeliveryKey("CA123", "ch1", "123456"); strings.Contains(k, "123456") {
 		t.Fatalf("the stored key holds the code: %s", k)
 	}
 }
