@@ -93,7 +93,8 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 	if r := s.Do(http.MethodPost, "/v1/sessions/"+ref+"/code", map[string]string{"code": code}); r.Status != http.StatusOK {
 		t.Fatalf("verify: %d %s", r.Status, r.Body)
 	}
-	var badgeClass, badgeText, color, html, memory, announced string
+	var html, memory, announced string
+	var badge []string // class, text, background colour
 	var stopped bool
 	if err := chromedp.Run(ctx,
 		chromedp.WaitVisible(row+`[data-status="verified"]`, chromedp.ByQuery),
@@ -101,16 +102,17 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 		chromedp.Poll(`state.stream === null`, &stopped, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Evaluate(`JSON.stringify(state)`, &memory),
 		chromedp.Text(`#announce`, &announced, chromedp.ByQuery),
-		chromedp.AttributeValue(row+` .status`, "class", &badgeClass, nil, chromedp.ByQuery),
-		chromedp.Text(row+` .status`, &badgeText, chromedp.ByQuery),
-		chromedp.Evaluate(`getComputedStyle(document.querySelector('`+row+` .status')).backgroundColor`, &color),
+		// One script run reads the badge: the list's 2 s re-render could otherwise replace it
+		// between two reads.
+		chromedp.Evaluate(`(() => { const b = document.querySelector('`+row+` .status');
+			return [b.className, b.textContent, getComputedStyle(b).backgroundColor]; })()`, &badge),
 		chromedp.WaitVisible(`#detail h2`, chromedp.ByQuery),
 		chromedp.OuterHTML(`html`, &html, chromedp.ByQuery),
 	); err != nil {
 		t.Fatalf("watching the session turn verified: %v", err)
 	}
-	if !strings.Contains(badgeClass, "status-verified") || badgeText != "verified" || color != "rgb(27, 127, 59)" {
-		t.Fatalf("badge class %q, text %q, colour %s: want green 'verified'", badgeClass, badgeText, color)
+	if len(badge) != 3 || !strings.Contains(badge[0], "status-verified") || badge[1] != "verified" || badge[2] != "rgb(27, 127, 59)" {
+		t.Fatalf("badge (class, text, colour) %q: want green 'verified'", badge)
 	}
 	for _, where := range []string{html, memory} {
 		if strings.Contains(where, number) || strings.Contains(where, "740012345") { // either call's number
@@ -127,8 +129,10 @@ func TestAgentPageInHeadlessChromium(t *testing.T) {
 	var otherStatus string
 	if err := chromedp.Run(ctx,
 		chromedp.SetValue(`#search`, "", chromedp.ByQuery),
-		chromedp.WaitVisible(`tr[data-ref="`+other+`"]`, chromedp.ByQuery),
-		chromedp.Text(`tr[data-ref="`+other+`"] .status`, &otherStatus, chromedp.ByQuery),
+		// The list re-renders every 2 s, which can detach a node between a query and a read:
+		// wait for the badge, then read its words in one script run.
+		chromedp.WaitVisible(`tr[data-ref="`+other+`"] .status.status-cancelled`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('tr[data-ref="`+other+`"] .status').textContent`, &otherStatus),
 	); err != nil || otherStatus != "cancelled" {
 		t.Fatalf("the cancelled call: %q, %v", otherStatus, err)
 	}
