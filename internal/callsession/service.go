@@ -311,9 +311,7 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 	// repeated deliveries of one start are never refused for it. A refused start leaves
 	// nothing behind.
 	if err := s.allowNumber(ctx, n.PhoneNumber); err != nil {
-		if derr := s.store.Delete(context.WithoutCancel(ctx), sess.ReferenceID); derr != nil {
-			s.log.ErrorContext(ctx, "removing a refused session", "reference_id", sess.ReferenceID, "err", derr)
-		}
+		s.dropRefused(ctx, sess.ReferenceID)
 		return StartResult{}, err
 	}
 	s.publish(ctx, sess)
@@ -323,9 +321,17 @@ func (s *Service) Start(ctx context.Context, r StartRequest) (StartResult, error
 
 	// The provider call and the writes after it are detached from the request: an IVR that
 	// hangs up must not leave the session pending, nor a sent message unrecorded.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout+2*time.Second)
+	dctx, cancel := s.detached(ctx)
 	defer cancel()
 	return s.sendFirst(dctx, sess, provider)
+}
+
+// dropRefused removes a session whose start was refused before any send, so nothing is left
+// behind and a later start creates afresh.
+func (s *Service) dropRefused(ctx context.Context, ref string) {
+	if err := s.store.Delete(context.WithoutCancel(ctx), ref); err != nil {
+		s.log.ErrorContext(ctx, "removing a refused session", "reference_id", ref, "err", err)
+	}
 }
 
 // sendFirst makes a new session's first send, falling back to the configured fallback
@@ -495,10 +501,7 @@ func (s *Service) takeOver(ctx context.Context, sess *Session) (res StartResult,
 	}
 	if err := s.allowNumber(ctx, claimed.PhoneNumber); err != nil {
 		if code, _ := CodeOf(err); code == CodeRateLimited {
-			// As a refused start: nothing is left behind (a later start creates afresh).
-			if derr := s.store.Delete(context.WithoutCancel(ctx), claimed.ReferenceID); derr != nil {
-				s.log.ErrorContext(ctx, "removing a refused session", "reference_id", claimed.ReferenceID, "err", derr)
-			}
+			s.dropRefused(ctx, claimed.ReferenceID) // as a refused start
 		}
 		return StartResult{}, err, true
 	}
@@ -568,9 +571,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Session, error) {
 // settle writes the changes that time alone makes: a session past its expiry is expired; a
 // session pending for longer than any provider call can take lost its call and is error.
 func (s *Service) settle(ctx context.Context, sess *Session) (*Session, error) {
-	now := s.clock.Now()
-	stale := sess.Status == StatusPending && now.Sub(sess.UpdatedAt) > s.cfg.PendingTimeout
-	if !sess.Expired(now) && !stale {
+	if due := s.SettlesAt(sess); due.IsZero() || s.clock.Now().Before(due) {
 		return sess, nil
 	}
 	return s.update(ctx, sess.ReferenceID, func(cur *Session) error {
@@ -579,7 +580,7 @@ func (s *Service) settle(ctx context.Context, sess *Session) (*Session, error) {
 		case cur.Expired(now):
 			cur.Status = StatusExpired
 			cur.record(now, EventExpired, "expired without verification")
-		case cur.Status == StatusPending && now.Sub(cur.UpdatedAt) > s.cfg.PendingTimeout:
+		case cur.Status == StatusPending && !now.Before(s.givenUpAt(cur)):
 			cur.Status = StatusError
 			cur.record(now, EventError, "the provider call never finished")
 		default:
@@ -587,6 +588,31 @@ func (s *Service) settle(ctx context.Context, sess *Session) (*Session, error) {
 		}
 		return nil
 	})
+}
+
+// SettlesAt is when time alone will next change the session as a read finds it (zero:
+// never): at its expiry, or, while pending, when its start is given up. An event stream waits
+// for it, so that the change is written and announced then.
+func (s *Service) SettlesAt(sess *Session) time.Time {
+	if sess.Status.Final() || !sess.Status.Valid() {
+		return time.Time{}
+	}
+	var at time.Time
+	if sess.ExpiresAt != nil {
+		at = *sess.ExpiresAt
+	}
+	if sess.Status == StatusPending {
+		if given := s.givenUpAt(sess); at.IsZero() || given.Before(at) {
+			at = given
+		}
+	}
+	return at
+}
+
+// givenUpAt is when a pending session's provider call is taken to have never finished (the
+// process died mid-call): PendingTimeout after its last change, strictly.
+func (s *Service) givenUpAt(sess *Session) time.Time {
+	return sess.UpdatedAt.Add(s.cfg.PendingTimeout + time.Nanosecond)
 }
 
 // List returns recent sessions, newest first, as they read now.

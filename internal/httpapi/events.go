@@ -95,13 +95,13 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	send := func(ev live.Event) timeState {
+	send := func(ev live.Event) *callsession.Session {
 		if ev.ID != "" {
 			fmt.Fprintf(w, "id: %s\n", ev.ID)
 		}
 		fmt.Fprintf(w, "event: session\ndata: %s\n\n", ev.Data)
 		w.Flush()
-		return timeStateOf(ev.Data)
+		return sessionOf(ev.Data)
 	}
 	for _, ev := range first {
 		if send(ev).Status.Final() {
@@ -119,13 +119,12 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	defer tick.Stop()
 
 	// due is when time alone may next change the session (zero: never); settle fires then.
-	pendingTimeout := s.deps.Service.Config().PendingTimeout
 	var due time.Time
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	defer settle.Stop()
-	schedule := func(st timeState) {
-		due = st.due(pendingTimeout)
+	schedule := func(st *callsession.Session) {
+		due = s.deps.Service.SettlesAt(st)
 		if due.IsZero() {
 			settle.Stop()
 			return
@@ -145,7 +144,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 			return false
 		}
 		// A final status written now arrives on the stream, which then ends.
-		due = timeStateOfSession(cur).due(pendingTimeout)
+		due = s.deps.Service.SettlesAt(cur)
 		if due.After(time.Now()) {
 			settle.Reset(time.Until(due))
 		} else {
@@ -155,7 +154,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		}
 		return false
 	}
-	schedule(timeStateOfSession(sess))
+	schedule(sess)
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,56 +175,26 @@ func (s *Server) sessionEvents(c echo.Context) error {
 			if !open {
 				return nil
 			}
-			st := send(ev)
-			if st.Status.Final() {
+			shown := send(ev)
+			if shown.Status.Final() {
 				return nil
 			}
-			schedule(st)
+			schedule(shown)
 		}
 	}
 }
 
-// timeState is what a session's JSON form says about the changes time alone makes to it.
-type timeState struct {
-	Status    callsession.Status `json:"status"`
-	ExpiresAt *time.Time         `json:"expiresAt"`
-	UpdatedAt time.Time          `json:"updatedAt"`
+// sessionOf reads an event's session JSON; an unreadable one reads as an empty session,
+// which is neither final nor due to settle.
+func sessionOf(data []byte) *callsession.Session {
+	var sess callsession.Session
+	if json.Unmarshal(data, &sess) != nil {
+		return &callsession.Session{}
+	}
+	return &sess
 }
 
-func timeStateOf(data []byte) timeState {
-	var st timeState
-	if json.Unmarshal(data, &st) != nil {
-		return timeState{}
-	}
-	return st
-}
-
-func timeStateOfSession(sess *callsession.Session) timeState {
-	return timeState{Status: sess.Status, ExpiresAt: sess.ExpiresAt, UpdatedAt: sess.UpdatedAt}
-}
-
-// due is when Service.Get will next settle the session by time alone, zero when never: at
-// its expiry, or, while pending, once PendingTimeout has passed since its last change (the
-// same tests as callsession's settle).
-func (st timeState) due(pendingTimeout time.Duration) time.Time {
-	if st.Status.Final() || !st.Status.Valid() {
-		return time.Time{}
-	}
-	var at time.Time
-	if st.ExpiresAt != nil {
-		at = *st.ExpiresAt
-	}
-	if st.Status == callsession.StatusPending {
-		// settle wants strictly more than PendingTimeout.
-		stale := st.UpdatedAt.Add(pendingTimeout + time.Millisecond)
-		if at.IsZero() || stale.Before(at) {
-			at = stale
-		}
-	}
-	return at
-}
-
-func isFinal(data []byte) bool { return timeStateOf(data).Status.Final() }
+func isFinal(data []byte) bool { return sessionOf(data).Status.Final() }
 
 // eventsFailure maps an error of the event source: a Last-Event-ID that is no stream ID is
 // the viewer's mistake, anything else is Redis.
