@@ -142,10 +142,9 @@ func parseValid(s, region string) (Number, error) {
 	if err != nil {
 		return Number{}, ErrInvalidNumber
 	}
-	// A number whose type libphonenumber cannot tell is exactly one IsValidNumber refuses;
-	// asking for the type alone saves the second pass of its pattern matching (a third of
-	// the cost of a start's number handling).
-	pt := phonenumbers.GetNumberType(pn)
+	// A number whose type libphonenumber cannot tell is exactly one IsValidNumber refuses,
+	// so the type alone decides validity; classify finds it with the region in one pass.
+	home, pt := classify(pn)
 	if pt == phonenumbers.UNKNOWN {
 		return Number{}, ErrInvalidNumber
 	}
@@ -155,7 +154,7 @@ func parseValid(s, region string) (Number, error) {
 	}
 	return Number{
 		E164:   phonenumbers.Format(pn, phonenumbers.E164),
-		Region: phonenumbers.GetRegionCodeForNumber(pn),
+		Region: home,
 		Type:   t,
 	}, nil
 }
