@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,6 +224,7 @@ type measured struct {
 	peaks    peaks
 	idleRSS  int64
 	logLines int
+	round    int // compare mode: which round, from 1
 }
 
 // runTarget starts target, warms it up, measures one run and stops it.
@@ -272,44 +274,129 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 func (b *bench) compareMode(ctx context.Context) error {
 	fmt.Fprintf(b.w, "  load: %d concurrent, %d requests (warm-up %d first), at most %v each; POST /v1/sessions, unique referenceIds, random UK mobiles\n",
 		b.o.concurrency, b.o.requests, warmupCount(b.o), b.o.duration)
+	// Rounds alternate the targets, so a slow spell of the shared machine falls on both.
 	var runs []measured
-	for _, target := range []string{roleBridge, roleBaseline} {
-		m, err := b.runTarget(ctx, target)
-		if err != nil {
-			return fmt.Errorf("%s: %w", target, err)
+	for round := range max(b.o.rounds, 1) {
+		for _, target := range []string{roleBridge, roleBaseline} {
+			m, err := b.runTarget(ctx, target)
+			if err != nil {
+				return fmt.Errorf("%s: %w", target, err)
+			}
+			m.round = round + 1
+			runs = append(runs, m)
+			b.cleanup(ctx)
 		}
-		runs = append(runs, m)
-		b.cleanup(ctx)
 	}
-	fmt.Fprintf(b.w, "\n%-8s %8s %7s %9s %11s %8s %8s %8s %8s %10s %9s %8s\n", "target", "answered", "errors",
+	width := 8
+	label := func(m measured) string { return m.name }
+	if b.o.rounds > 1 {
+		width, label = 11, func(m measured) string { return fmt.Sprintf("%s#%d", m.name, m.round) }
+	}
+	fmt.Fprintf(b.w, "\n%-*s %8s %7s %9s %11s %8s %8s %8s %8s %10s %9s %8s\n", width, "target", "answered", "errors",
 		"elapsed", "throughput", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU µs/req", "peak RSS", "sockets")
 	for _, m := range runs {
 		r := m.res
-		fmt.Fprintf(b.w, "%-8s %8d %7d %8.2fs %9.0f/s %8s %8s %8s %8s %10.0f %7dMB %8d\n", m.name, r.ok, r.failed(),
+		fmt.Fprintf(b.w, "%-*s %8d %7d %8.2fs %9.0f/s %8s %8s %8s %8s %10.0f %7dMB %8d\n", width, label(m), r.ok, r.failed(),
 			r.elapsed.Seconds(), r.throughput(), ms(r.pct(.5)), ms(r.pct(.99)), ms(r.pct(.999)), ms(r.pct(1)),
 			float64(m.cpu.Microseconds())/float64(max(1, r.issued)), m.peaks.rssKB/1024, m.peaks.socks)
 	}
 	for _, m := range runs {
 		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(1, m.res.issued)) }
-		fmt.Fprintf(b.w, "%-8s errors: %s; CPU µs/req of this program (load+fake) %.0f, of Redis %.0f; %d log lines\n", m.name, m.res.errorSummary(),
+		fmt.Fprintf(b.w, "%-*s errors: %s; CPU µs/req of this program (load+fake) %.0f, of Redis %.0f; %d log lines\n", width, label(m), m.res.errorSummary(),
 			perReq(m.loadCPU), perReq(m.redisCPU), m.logLines)
 	}
-	br, bl := runs[0].res, runs[1].res
-	ratio := br.throughput() / max(bl.throughput(), 1e-9)
-	p99 := br.pct(.99) - bl.pct(.99)
-	if br.failed() > 0 || bl.failed() > 0 {
+	cmp := compareRuns(runs)
+	if cmp.failed > 0 {
 		fmt.Fprintf(b.w, "\nWARNING: a target had errors; the ratios below compare unlike runs\n")
 	}
-	fmt.Fprintf(b.w, "\nbridge/baseline: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
-		ratio, verdict(ratio >= 0.8), float64(p99)/1e6, verdict(p99 <= 2*time.Millisecond),
-		float64(br.pct(.5)-bl.pct(.5))/1e6, float64(br.pct(.999)-bl.pct(.999))/1e6)
+	of := ""
+	if cmp.rounds > 1 {
+		of = fmt.Sprintf(" (median of %d rounds)", cmp.rounds)
+	}
+	fmt.Fprintf(b.w, "\nbridge/baseline%s: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
+		of, cmp.ratio, verdict(cmp.ratio >= 0.8), ms64(cmp.p99), verdict(cmp.p99 <= 2*time.Millisecond), ms64(cmp.p50), ms64(cmp.p999))
+	if cmp.rounds > 1 {
+		fmt.Fprintf(b.w, "between rounds of the same target: baseline p99 spread %.1f ms, throughput %.0f–%.0f/s; bridge p99 spread %.1f ms, throughput %.0f–%.0f/s\n",
+			ms64(cmp.baseline.p99Spread), cmp.baseline.minTput, cmp.baseline.maxTput, ms64(cmp.bridge.p99Spread), cmp.bridge.minTput, cmp.bridge.maxTput)
+	}
 	if b.o.cpuprofile != "" {
 		b.printProfile(ctx)
 	}
-	if br.failed() > 0 || bl.failed() > 0 {
-		return fmt.Errorf("errors: bridge %d, baseline %d", br.failed(), bl.failed())
+	if cmp.failed > 0 {
+		return fmt.Errorf("errors: %d requests failed", cmp.failed)
 	}
 	return nil
+}
+
+func ms64(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// comparison is bridge against baseline over rounds: the median of each round's ratio and
+// overheads, and how far rounds of one target differ from each other. That spread is what
+// the shared machine alone moves a figure by, so an overhead smaller than the baseline's
+// own p99 spread cannot be told from noise.
+type comparison struct {
+	rounds, failed   int
+	ratio            float64
+	p50, p99, p999   time.Duration
+	bridge, baseline spread
+}
+
+type spread struct {
+	p99Spread        time.Duration
+	minTput, maxTput float64
+}
+
+// compareRuns pairs runs round by round (bridge, then baseline).
+func compareRuns(runs []measured) comparison {
+	var c comparison
+	var ratios []float64
+	var p50s, p99s, p999s []time.Duration
+	var pairs int
+	for i := 0; i+1 < len(runs); i += 2 {
+		br, bl := runs[i].res, runs[i+1].res
+		c.failed += br.failed() + bl.failed()
+		ratios = append(ratios, br.throughput()/max(bl.throughput(), 1e-9))
+		p50s = append(p50s, br.pct(.5)-bl.pct(.5))
+		p99s = append(p99s, br.pct(.99)-bl.pct(.99))
+		p999s = append(p999s, br.pct(.999)-bl.pct(.999))
+		pairs++
+	}
+	c.rounds = pairs
+	c.ratio, c.p50, c.p99, c.p999 = median(ratios), median(p50s), median(p99s), median(p999s)
+	c.bridge, c.baseline = spreadOf(runs, roleBridge), spreadOf(runs, roleBaseline)
+	return c
+}
+
+func spreadOf(runs []measured, target string) spread {
+	var s spread
+	var lo, hi time.Duration
+	first := true
+	for _, m := range runs {
+		if m.name != target {
+			continue
+		}
+		p, t := m.res.pct(.99), m.res.throughput()
+		if first {
+			lo, hi, s.minTput, s.maxTput, first = p, p, t, t, false
+		}
+		lo, hi = min(lo, p), max(hi, p)
+		s.minTput, s.maxTput = min(s.minTput, t), max(s.maxTput, t)
+	}
+	s.p99Spread = hi - lo
+	return s
+}
+
+// median of xs (the mean of the middle two for an even count); zero for none.
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func warmupCount(o options) int {

@@ -94,3 +94,49 @@ func TestMemorySmoke(t *testing.T) {
 	o.memory = true
 	runSmoke(t, o, "idle bridge RSS", "per session:")
 }
+
+// TestCompareRounds runs two alternating rounds: four runs printed, medians and the spread
+// between rounds of each target.
+func TestCompareRounds(t *testing.T) {
+	o := smokeOptions(t)
+	o.rounds, o.requests = 2, 100
+	out := runSmoke(t, o, "(median of 2 rounds)", "\nbridge#1   ", "\nbaseline#1 ", "\nbridge#2   ", "\nbaseline#2 ",
+		"between rounds of the same target: baseline p99 spread")
+	if strings.Count(out, "errors: none") != 4 {
+		t.Errorf("want four runs without errors")
+	}
+}
+
+// TestCompareRunsMedians checks the pairing and the medians on made-up runs.
+func TestCompareRunsMedians(t *testing.T) {
+	run := func(name string, tput float64, p99 time.Duration) measured {
+		// 100 answers in 1 s; the 99th of 100 sorted latencies is the p99.
+		lat := make([]time.Duration, 100)
+		for i := range lat {
+			lat[i] = time.Duration(i) * time.Millisecond
+		}
+		lat[98], lat[99] = p99, p99+time.Millisecond
+		return measured{name: name, res: loadResult{issued: int(tput), ok: int(tput), elapsed: time.Second, lat: lat}}
+	}
+	runs := []measured{
+		run(roleBridge, 80, 300*time.Millisecond), run(roleBaseline, 100, 250*time.Millisecond), // 0.8, +50 ms
+		run(roleBridge, 90, 260*time.Millisecond), run(roleBaseline, 100, 250*time.Millisecond), // 0.9, +10 ms
+		run(roleBridge, 50, 400*time.Millisecond), run(roleBaseline, 100, 270*time.Millisecond), // 0.5, +130 ms
+	}
+	c := compareRuns(runs)
+	if c.rounds != 3 || c.failed != 0 {
+		t.Fatalf("rounds %d, failed %d", c.rounds, c.failed)
+	}
+	if c.ratio != 0.8 || c.p99 != 50*time.Millisecond {
+		t.Errorf("median ratio %.2f, p99 overhead %v; want 0.80, 50ms", c.ratio, c.p99)
+	}
+	if c.baseline.p99Spread != 20*time.Millisecond || c.bridge.p99Spread != 140*time.Millisecond {
+		t.Errorf("p99 spreads: baseline %v, bridge %v; want 20ms, 140ms", c.baseline.p99Spread, c.bridge.p99Spread)
+	}
+	if c.bridge.minTput != 50 || c.bridge.maxTput != 90 {
+		t.Errorf("bridge throughput %v–%v, want 50–90", c.bridge.minTput, c.bridge.maxTput)
+	}
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median of an even count = %v, want 2.5", got)
+	}
+}

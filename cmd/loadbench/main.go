@@ -46,6 +46,7 @@ type options struct {
 	inprocess       bool
 	cpuprofile      string
 	memorySessions  int
+	rounds          int
 	idleWait        time.Duration
 	// self is the executable the child roles run from (this program, or a test binary
 	// whose TestMain dispatches LOADBENCH_ROLE).
@@ -56,7 +57,7 @@ func defaults() options {
 	return options{
 		redisURL: "redis://127.0.0.1:6379/15", latency: 200 * time.Millisecond, concurrency: 1000,
 		requests: 20000, duration: 60 * time.Second, warmup: -1, providerTimeout: 4 * time.Second,
-		logLevel: "info", memorySessions: 1000, idleWait: 2 * time.Second,
+		logLevel: "info", memorySessions: 1000, idleWait: 2 * time.Second, rounds: 1,
 	}
 }
 
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", o.logLevel, "LOG_LEVEL of the bridge")
 	flag.BoolVar(&o.scale, "scale", false, "scale mode: one burst of -concurrency sessions at once, peak goroutines, sockets, RSS")
 	flag.BoolVar(&o.memory, "memory", false, "memory mode: idle RSS of the bridge and Redis bytes per stored session")
+	flag.IntVar(&o.rounds, "rounds", o.rounds, "compare mode: measure bridge and baseline this many times, alternating; print medians and the spread between rounds")
 	flag.IntVar(&o.memorySessions, "memory-sessions", o.memorySessions, "sessions stored by -memory")
 	flag.BoolVar(&o.inprocess, "inprocess", false, "run the bridge as app.New inside this program (cmd/ivr-bridge's wiring) instead of the binary")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the bridge's measured run here and print its top functions (implies -inprocess)")
