@@ -58,6 +58,7 @@ func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
 		b.close()
 		return nil, err
 	}
+	b.fake.SetJitter(o.jitter)
 	switch {
 	case o.inprocess:
 		b.exe = o.self
@@ -81,7 +82,11 @@ func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
 	if o.inprocess {
 		what = "app.New in this program (cmd/ivr-bridge's wiring)"
 	}
-	fmt.Fprintf(w, "  redis %s; fake Call Connect %s, %v latency (%s); bridge: %s\n", o.redisURL, b.fake.URL(), o.latency, proto, what)
+	latency := o.latency.String()
+	if o.jitter > 0 {
+		latency += " ± " + o.jitter.String()
+	}
+	fmt.Fprintf(w, "  redis %s; fake Call Connect %s, %s latency (%s); bridge: %s\n", o.redisURL, b.fake.URL(), latency, proto, what)
 	return b, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ type fakeCallConnect struct {
 	srv     *httptest.Server
 	secret  string
 	latency atomic.Int64 // nanoseconds
+	jitter  atomic.Int64 // nanoseconds: each answer waits latency ± up to this, uniformly
 
 	inFlight, maxInFlight atomic.Int64
 	sends, refused        atomic.Int64
@@ -65,10 +67,21 @@ func startFake(secret string, latency time.Duration, tls bool, dir string) (*fak
 	return f, nil
 }
 
-func (f *fakeCallConnect) URL() string                    { return f.srv.URL }
-func (f *fakeCallConnect) Close()                         { f.srv.Close() }
-func (f *fakeCallConnect) SetLatency(d time.Duration)     { f.latency.Store(int64(d)) }
-func (f *fakeCallConnect) Latency() time.Duration         { return time.Duration(f.latency.Load()) }
+func (f *fakeCallConnect) URL() string                { return f.srv.URL }
+func (f *fakeCallConnect) Close()                     { f.srv.Close() }
+func (f *fakeCallConnect) SetLatency(d time.Duration) { f.latency.Store(int64(d)) }
+func (f *fakeCallConnect) Latency() time.Duration     { return time.Duration(f.latency.Load()) }
+func (f *fakeCallConnect) SetJitter(d time.Duration)  { f.jitter.Store(int64(d)) }
+
+// wait is how long one answer takes: the latency, spread by the jitter. Without jitter,
+// requests released together come back together, and a closed loop keeps them in waves.
+func (f *fakeCallConnect) wait() time.Duration {
+	d := f.Latency()
+	if j := f.jitter.Load(); j > 0 {
+		d += time.Duration(rand.Int64N(2*j+1) - j)
+	}
+	return max(d, 0)
+}
 func (f *fakeCallConnect) resetPeak()                     { f.maxInFlight.Store(f.inFlight.Load()) }
 func (f *fakeCallConnect) counts() (sends, refused int64) { return f.sends.Load(), f.refused.Load() }
 
@@ -117,7 +130,7 @@ func (f *fakeCallConnect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	t := time.NewTimer(f.Latency())
+	t := time.NewTimer(f.wait())
 	select {
 	case <-t.C:
 	case <-r.Context().Done():

@@ -140,3 +140,29 @@ func TestCompareRunsMedians(t *testing.T) {
 		t.Errorf("median of an even count = %v, want 2.5", got)
 	}
 }
+
+// TestFakeJitter: answers spread uniformly around the latency, never outside it.
+func TestFakeJitter(t *testing.T) {
+	f := &fakeCallConnect{}
+	f.SetLatency(200 * time.Millisecond)
+	if f.wait() != 200*time.Millisecond {
+		t.Fatal("without jitter every answer takes the latency")
+	}
+	f.SetJitter(50 * time.Millisecond)
+	var below, above int
+	for range 2000 {
+		d := f.wait()
+		if d < 150*time.Millisecond || d > 250*time.Millisecond {
+			t.Fatalf("wait %v outside 200ms ± 50ms", d)
+		}
+		if d < 190*time.Millisecond {
+			below++
+		}
+		if d > 210*time.Millisecond {
+			above++
+		}
+	}
+	if below < 600 || above < 600 { // 40 % of 2000 each, expected 800
+		t.Errorf("not spread: %d below 190ms, %d above 210ms of 2000", below, above)
+	}
+}

@@ -35,6 +35,7 @@ type options struct {
 	binary          string
 	redisURL        string
 	latency         time.Duration
+	jitter          time.Duration
 	concurrency     int
 	requests        int
 	duration        time.Duration
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&o.binary, "binary", "", "path of an ivr-bridge binary; empty: go build ./cmd/ivr-bridge into a temporary directory")
 	flag.StringVar(&o.redisURL, "redis-url", o.redisURL, "Redis for the bridge and the baseline (REDIS_URL); keys of the run are removed at the end")
 	flag.DurationVar(&o.latency, "provider-latency", o.latency, "how long the fake Call Connect takes to answer (-scale: 2s unless set)")
+	flag.DurationVar(&o.jitter, "provider-jitter", 0, "spread of the fake's answers: each takes the latency ± up to this, uniformly (0: all exactly the latency)")
 	flag.IntVar(&o.concurrency, "concurrency", o.concurrency, "sessions in flight at once (-scale: 10000 unless set)")
 	flag.IntVar(&o.requests, "requests", o.requests, "requests per measured run, at most (-scale: = concurrency)")
 	flag.DurationVar(&o.duration, "duration", o.duration, "bound on each measured run")
