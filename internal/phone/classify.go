@@ -109,23 +109,31 @@ func (p *regionPatterns) numberType(nsn string) phonenumbers.PhoneNumberType {
 	return phonenumbers.UNKNOWN
 }
 
-// metadata is the library's embedded metadata by region, and by calling code for the
+// regionEntry is one region's metadata and, once first used, its compiled patterns:
+// compiling all ≈250 regions up front would cost every process start and its idle memory.
+type regionEntry struct {
+	md       *phonenumbers.PhoneMetadata
+	once     sync.Once
+	patterns *regionPatterns
+}
+
+// regionEntries are the library's embedded metadata by region, and by calling code for the
 // non-geographic entities ("001"), as its own container keys it.
-var metadata = sync.OnceValue(func() (m struct {
-	byRegion map[string]*phonenumbers.PhoneMetadata
-	nonGeo   map[int]*phonenumbers.PhoneMetadata
+var regionEntries = sync.OnceValue(func() (m struct {
+	byRegion map[string]*regionEntry
+	nonGeo   map[int]*regionEntry
 }) {
-	m.byRegion = map[string]*phonenumbers.PhoneMetadata{}
-	m.nonGeo = map[int]*phonenumbers.PhoneMetadata{}
+	m.byRegion = map[string]*regionEntry{}
+	m.nonGeo = map[int]*regionEntry{}
 	coll, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		return m // the library panics at init on the same error; unreachable
 	}
 	for _, md := range coll.GetMetadata() {
 		if md.GetId() == nonGeoRegion {
-			m.nonGeo[int(md.GetCountryCode())] = md
+			m.nonGeo[int(md.GetCountryCode())] = &regionEntry{md: md}
 		} else {
-			m.byRegion[md.GetId()] = md
+			m.byRegion[md.GetId()] = &regionEntry{md: md}
 		}
 	}
 	return m
@@ -133,22 +141,22 @@ var metadata = sync.OnceValue(func() (m struct {
 
 const nonGeoRegion = "001"
 
-// compiled holds a region's compiled patterns, made on first use: compiling all ≈250
-// regions up front would cost every process start and its idle memory.
-var compiled sync.Map // region code, or a non-geographic entity's calling code (int) → *regionPatterns
-
+// patternsFor is the compiled metadata of region (of calling code cc for "001"), nil when
+// the library has none.
 func patternsFor(cc int, region string) *regionPatterns {
-	key := any(region)
-	md := metadata().byRegion[region]
+	entries := regionEntries()
+	e := entries.byRegion[region]
 	if region == nonGeoRegion {
-		key, md = cc, metadata().nonGeo[cc]
+		e = entries.nonGeo[cc]
 	}
-	if md == nil {
+	if e == nil {
 		return nil
 	}
-	if p, ok := compiled.Load(key); ok {
-		return p.(*regionPatterns)
-	}
+	e.once.Do(func() { e.patterns = compileRegion(e.md) })
+	return e.patterns
+}
+
+func compileRegion(md *phonenumbers.PhoneMetadata) *regionPatterns {
 	p := &regionPatterns{
 		general: compileDesc(md.GetGeneralDesc()), premiumRate: compileDesc(md.GetPremiumRate()),
 		tollFree: compileDesc(md.GetTollFree()), sharedCost: compileDesc(md.GetSharedCost()),
@@ -160,6 +168,5 @@ func patternsFor(cc int, region string) *regionPatterns {
 	if ld := md.GetLeadingDigits(); ld != "" {
 		p.leadingDigits = regexp.MustCompile("^(?:" + ld + ")")
 	}
-	actual, _ := compiled.LoadOrStore(key, p)
-	return actual.(*regionPatterns)
+	return p
 }
