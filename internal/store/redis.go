@@ -505,9 +505,12 @@ func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Du
 	return false, time.Duration(retryMS) * time.Millisecond, nil
 }
 
+// seenKey is where the Deduper records key.
+func (r *Redis) seenKey(key string) string { return r.prefix + "seen:" + key }
+
 // Seen implements callsession.Deduper.
 func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
-	n, err := r.c.Exists(ctx, r.prefix+"seen:"+key).Result()
+	n, err := r.c.Exists(ctx, r.seenKey(key)).Result()
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
@@ -516,7 +519,7 @@ func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
 
 // Forget implements callsession.Deduper.
 func (r *Redis) Forget(ctx context.Context, key string) error {
-	if err := r.c.Del(ctx, r.prefix+"seen:"+key).Err(); err != nil {
+	if err := r.c.Del(ctx, r.seenKey(key)).Err(); err != nil {
 		return storageErr("dedup", err)
 	}
 	return nil
@@ -524,7 +527,7 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 
 // FirstSeen implements callsession.Deduper.
 func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := r.c.SetNX(ctx, r.prefix+"seen:"+key, 1, ttl).Result()
+	ok, err := r.c.SetNX(ctx, r.seenKey(key), 1, ttl).Result()
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
