@@ -75,6 +75,7 @@ func New(d Deps) *Server {
 		s.keys = append(s.keys, sha256.Sum256([]byte(k)))
 	}
 	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = responseJSON{}
 	e.Use(requestID, s.logRequests)
 	e.Use(d.Middleware...)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{

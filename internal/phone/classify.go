@@ -74,6 +74,9 @@ func (d descPattern) matches(nsn string) bool {
 // regionPatterns is a region's metadata, compiled.
 type regionPatterns struct {
 	leadingDigits *regexp.Regexp // nil: the region has none, a full check decides
+	// nationalPrefix is the region's national_prefix_for_parsing anchored at the start (nil:
+	// none): parseE164 leaves every number it matches to the library, which may strip it.
+	nationalPrefix *regexp.Regexp
 	general, premiumRate, tollFree, sharedCost, voip, personalNumber, pager, uan, voicemail,
 	fixedLine, mobile descPattern
 	sameMobileAndFixedLine bool
@@ -167,6 +170,9 @@ func compileRegion(md *phonenumbers.PhoneMetadata) *regionPatterns {
 	}
 	if ld := md.GetLeadingDigits(); ld != "" {
 		p.leadingDigits = regexp.MustCompile("^(?:" + ld + ")")
+	}
+	if np := md.GetNationalPrefixForParsing(); np != "" {
+		p.nationalPrefix = regexp.MustCompile("^(?:" + np + ")")
 	}
 	return p
 }

@@ -40,6 +40,26 @@ func variants(pn *phonenumbers.PhoneNumber) []*phonenumbers.PhoneNumber {
 // every region's (and non-geographic entity's) example number of every type, and the
 // numbers around each.
 func TestClassifyAgreesWithLibphonenumber(t *testing.T) {
+	compared, valid := 0, 0
+	for _, ex := range exampleNumbers(t) {
+		for _, pn := range variants(ex) {
+			compared++
+			if assertClassifiedAsLibrary(t, pn) != phonenumbers.UNKNOWN {
+				valid++
+			}
+		}
+	}
+	// Both sides of the edge must have been exercised, or the comparison says little.
+	if valid < compared/4 || valid > compared*3/4 {
+		t.Fatalf("%d of %d compared numbers valid: the variants do not straddle the patterns", valid, compared)
+	}
+	t.Logf("%d numbers compared, %d valid", compared, valid)
+}
+
+// exampleNumbers are the library's example number of every type for every region and
+// non-geographic entity.
+func exampleNumbers(t *testing.T) []*phonenumbers.PhoneNumber {
+	t.Helper()
 	var examples []*phonenumbers.PhoneNumber
 	for region := range phonenumbers.GetSupportedRegions() {
 		for _, typ := range numberTypes {
@@ -56,20 +76,7 @@ func TestClassifyAgreesWithLibphonenumber(t *testing.T) {
 	if len(examples) < 1000 {
 		t.Fatalf("only %d example numbers: the metadata did not load", len(examples))
 	}
-	compared, valid := 0, 0
-	for _, ex := range examples {
-		for _, pn := range variants(ex) {
-			compared++
-			if assertClassifiedAsLibrary(t, pn) != phonenumbers.UNKNOWN {
-				valid++
-			}
-		}
-	}
-	// Both sides of the edge must have been exercised, or the comparison says little.
-	if valid < compared/4 || valid > compared*3/4 {
-		t.Fatalf("%d of %d compared numbers valid: the variants do not straddle the patterns", valid, compared)
-	}
-	t.Logf("%d numbers compared, %d valid", compared, valid)
+	return examples
 }
 
 func assertClassifiedAsLibrary(t *testing.T, pn *phonenumbers.PhoneNumber) phonenumbers.PhoneNumberType {

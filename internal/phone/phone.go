@@ -138,9 +138,12 @@ func Parse(raw, country string) (Number, error) {
 }
 
 func parseValid(s, region string) (Number, error) {
-	pn, err := phonenumbers.Parse(s, region)
-	if err != nil {
-		return Number{}, ErrInvalidNumber
+	pn, ok := parseE164(s)
+	if !ok {
+		var err error
+		if pn, err = phonenumbers.Parse(s, region); err != nil {
+			return Number{}, ErrInvalidNumber
+		}
 	}
 	// A number whose type libphonenumber cannot tell is exactly one IsValidNumber refuses,
 	// so the type alone decides validity; classify finds it with the region in one pass.

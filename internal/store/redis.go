@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +12,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	// encoding/json's drop-in: byte-for-byte the same documents (FuzzSessionCodec), about 3×
+	// faster on a session (BenchmarkSessionCodec); every start encodes one twice.
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
@@ -105,9 +107,9 @@ return 1
 
 // Create implements callsession.Store.
 func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Duration) (*callsession.Session, bool, error) {
-	data, err := json.Marshal(s)
+	data, err := encode(s)
 	if err != nil {
-		return nil, false, fmt.Errorf("encoding session: %w", err)
+		return nil, false, err
 	}
 	// Indexed first, NX: a repeated start keeps the first position, and a create that fails
 	// after this leaves only an index entry that List drops.
@@ -138,6 +140,16 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	return existing, false, nil
 }
 
+// encode is a session as the store keeps it: its JSON.
+func encode(s *callsession.Session) ([]byte, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encoding session: %w", err)
+	}
+	return data, nil
+}
+
+// decode reads a session as encode wrote it, from a Redis reply.
 func decode(v any) (*callsession.Session, error) {
 	s, ok := v.(string)
 	if !ok {
@@ -187,9 +199,9 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 		if err := fn(cur); err != nil {
 			return nil, err
 		}
-		data, err := json.Marshal(cur)
+		data, err := encode(cur)
 		if err != nil {
-			return nil, fmt.Errorf("encoding session: %w", err)
+			return nil, err
 		}
 		res, err := r.durably(ctx, casScript, ref, version, data, ttl.Milliseconds()).Int64()
 		if err != nil {
@@ -291,9 +303,9 @@ func (r *Redis) UpdateKnown(ctx context.Context, known *callsession.Session, ttl
 		// fn judged a copy that may be stale: only the current session's verdict counts.
 		return r.Update(ctx, known.ReferenceID, ttl, fn)
 	}
-	data, err := json.Marshal(known)
+	data, err := encode(known)
 	if err != nil {
-		return nil, fmt.Errorf("encoding session: %w", err)
+		return nil, err
 	}
 	res, err := r.durably(ctx, casScript, known.ReferenceID, strconv.FormatInt(version, 10), data, ttl.Milliseconds()).Int64()
 	if err != nil {
