@@ -74,26 +74,43 @@ func (r *Redis) SessionKey(ref string) string { return r.prefix + "{" + ref + "}
 // IndexKey is the key of the list index.
 func (r *Redis) IndexKey() string { return r.prefix + "index" }
 
-// createScript writes the session unless one exists, and answers the existing one.
-var createScript = redis.NewScript(`
-local d = redis.call('HGET', KEYS[1], 'd')
-if d then return {0, d} end
-redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1}
-`)
+// createLua writes the session unless one exists, and answers the existing one.
+const createLua = `
+local function create(key, data, ttl)
+  local d = redis.call('HGET', key, 'd')
+  if d then return {0, d} end
+  redis.call('HSET', key, 'v', 1, 'd', data)
+  redis.call('PEXPIRE', key, ttl)
+  return {1}
+end
+`
 
-// indexScript adds a reference to the list index (NX: a repeat keeps its place) and keeps
-// the index bounded: entries created two TTLs ago belong to sessions that are gone unless
+// indexLua adds a reference to the list index (NX: a repeat keeps its place) and keeps the
+// index bounded: entries created two TTLs ago belong to sessions that are gone unless
 // updated all along (List drops those lazily), and the index key itself lives as long as the
 // longest session just indexed, only ever extended, so it vanishes when sessions stop.
-var indexScript = redis.NewScript(`
-redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local t = redis.call('PTTL', KEYS[1])
-if t == -1 or t < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return 1
-`)
+const indexLua = `
+local function index(key, score, ref, oldest, ttl)
+  redis.call('ZADD', key, 'NX', score, ref)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. oldest)
+  local t = redis.call('PTTL', key)
+  if t == -1 or t < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+`
+
+var (
+	createScript = redis.NewScript(createLua + `return create(KEYS[1], ARGV[1], ARGV[2])`)
+	indexScript  = redis.NewScript(indexLua + `index(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1`)
+	// createIndexedScript is both in one call, the index written only by the start that
+	// created the session, and a failed index write (pcall) hiding it from the list but never
+	// failing the create, as on a cluster: on one server, where a script may touch the index and a session
+	// together (a cluster refuses keys of two slots), it saves Redis a script call per start,
+	// the most expensive part of a create.
+	createIndexedScript = redis.NewScript(createLua + indexLua + `
+local r = create(KEYS[1], ARGV[1], ARGV[2])
+if r[1] == 1 then pcall(index, KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]) end
+return r`)
+)
 
 // casScript writes the session only if its version is still the one read.
 var casScript = redis.NewScript(`
@@ -111,8 +128,9 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	if err != nil {
 		return nil, false, err
 	}
-	// Indexed first, NX: a repeated start keeps the first position, and a create that fails
-	// after this leaves only an index entry that List drops.
+	// On a cluster, indexed first, NX: a repeated start keeps the first position, and a
+	// create that fails after this leaves only an index entry that List drops. On one server
+	// both happen in one script, the index only for a session created.
 	now := s.CreatedAt
 	indexKeys := []string{r.IndexKey()}
 	indexArgs := []any{now.UnixMilli(), s.ReferenceID, now.Add(-2 * ttl).UnixMilli(), (2 * ttl).Milliseconds()}
@@ -226,13 +244,19 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 
 var errScriptsNotLoaded = errors.New("scripts not loaded")
 
-// createPipelined indexes and creates in one round trip (both scripts by SHA in one
-// pipeline; on a cluster go-redis splits it by slot). A server that does not know the
-// scripts yet answers NOSCRIPT, and the caller then takes the sequential path, which loads
-// them. With WithWaitReplicas the sequential path is always taken.
+// createPipelined creates and indexes in one round trip. On one server that is one script
+// call (createIndexedScript; Run loads it on NOSCRIPT). On a cluster it is both scripts by
+// SHA in one pipeline, which go-redis splits by slot; a node that does not know them yet
+// answers NOSCRIPT, and the caller then takes the sequential path, which loads them. With
+// WithWaitReplicas the sequential path is always taken.
 func (r *Redis) createPipelined(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
 	if r.waitReplicas > 0 {
 		return nil, errScriptsNotLoaded
+	}
+	if _, cluster := r.c.(*redis.ClusterClient); !cluster {
+		keys := []string{r.SessionKey(ref), indexKeys[0]}
+		args := append([]any{data, ttl.Milliseconds()}, indexArgs...)
+		return createIndexedScript.Run(ctx, r.c, keys, args...).Slice()
 	}
 	pipe := r.c.Pipeline()
 	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
