@@ -232,6 +232,11 @@ type measured struct {
 	round    int // compare mode: which round, from 1
 }
 
+// cpuPerStart is the server's and Redis' CPU per request issued, in microseconds.
+func (m measured) cpuPerStart() float64 {
+	return float64((m.cpu + m.redisCPU).Microseconds()) / float64(max(1, m.res.issued))
+}
+
 // runTarget starts target, warms it up, measures one run and stops it.
 func (b *bench) runTarget(ctx context.Context, target string) (measured, error) {
 	m := measured{name: target}
@@ -320,6 +325,7 @@ func (b *bench) compareMode(ctx context.Context) error {
 	}
 	fmt.Fprintf(b.w, "\nbridge/baseline%s: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
 		of, cmp.ratio, verdict(cmp.ratio >= 0.8), ms64(cmp.p99), verdict(cmp.p99 <= 2*time.Millisecond), ms64(cmp.p50), ms64(cmp.p999))
+	fmt.Fprintf(b.w, "CPU per start, server and Redis: bridge %.1f× the baseline's%s\n", cmp.cpu, of)
 	if cmp.rounds > 1 {
 		fmt.Fprintf(b.w, "between rounds of the same target: baseline p99 spread %.1f ms, throughput %.0f–%.0f/s; bridge p99 spread %.1f ms, throughput %.0f–%.0f/s\n",
 			ms64(cmp.baseline.p99Spread), cmp.baseline.minTput, cmp.baseline.maxTput, ms64(cmp.bridge.p99Spread), cmp.bridge.minTput, cmp.bridge.maxTput)
@@ -340,8 +346,12 @@ func ms64(d time.Duration) float64 { return float64(d) / 1e6 }
 // the shared machine alone moves a figure by, so an overhead smaller than the baseline's
 // own p99 spread cannot be told from noise.
 type comparison struct {
-	rounds, failed   int
-	ratio            float64
+	rounds, failed int
+	ratio          float64
+	// cpu is the bridge's CPU per start, its own and its Redis', over the baseline's: unlike
+	// latency it barely moves with the machine's slow spells, so it tells a change's effect
+	// where one run's p99 cannot.
+	cpu              float64
 	p50, p99, p999   time.Duration
 	bridge, baseline spread
 }
@@ -354,13 +364,14 @@ type spread struct {
 // compareRuns pairs runs round by round (bridge, then baseline).
 func compareRuns(runs []measured) comparison {
 	var c comparison
-	var ratios []float64
+	var ratios, cpus []float64
 	var p50s, p99s, p999s []time.Duration
 	var pairs int
 	for i := 0; i+1 < len(runs); i += 2 {
 		br, bl := runs[i].res, runs[i+1].res
 		c.failed += br.failed() + bl.failed()
 		ratios = append(ratios, br.throughput()/max(bl.throughput(), 1e-9))
+		cpus = append(cpus, runs[i].cpuPerStart()/max(runs[i+1].cpuPerStart(), 1e-9))
 		p50s = append(p50s, br.pct(.5)-bl.pct(.5))
 		p99s = append(p99s, br.pct(.99)-bl.pct(.99))
 		p999s = append(p999s, br.pct(.999)-bl.pct(.999))
@@ -368,6 +379,7 @@ func compareRuns(runs []measured) comparison {
 	}
 	c.rounds = pairs
 	c.ratio, c.p50, c.p99, c.p999 = median(ratios), median(p50s), median(p99s), median(p999s)
+	c.cpu = median(cpus)
 	c.bridge, c.baseline = spreadOf(runs, roleBridge), spreadOf(runs, roleBaseline)
 	return c
 }

@@ -109,19 +109,23 @@ func TestCompareRounds(t *testing.T) {
 
 // TestCompareRunsMedians checks the pairing and the medians on made-up runs.
 func TestCompareRunsMedians(t *testing.T) {
-	run := func(name string, tput float64, p99 time.Duration) measured {
+	run := func(name string, tput float64, p99 time.Duration, cpuPerReq time.Duration) measured {
 		// 100 answers in 1 s; the 99th of 100 sorted latencies is the p99.
 		lat := make([]time.Duration, 100)
 		for i := range lat {
 			lat[i] = time.Duration(i) * time.Millisecond
 		}
 		lat[98], lat[99] = p99, p99+time.Millisecond
-		return measured{name: name, res: loadResult{issued: int(tput), ok: int(tput), elapsed: time.Second, lat: lat}}
+		// Half of the CPU the server's, half Redis'.
+		cpu := cpuPerReq * time.Duration(tput) / 2
+		return measured{name: name, res: loadResult{issued: int(tput), ok: int(tput), elapsed: time.Second, lat: lat},
+			cpu: cpu, redisCPU: cpu}
 	}
 	runs := []measured{
-		run(roleBridge, 80, 300*time.Millisecond), run(roleBaseline, 100, 250*time.Millisecond), // 0.8, +50 ms
-		run(roleBridge, 90, 260*time.Millisecond), run(roleBaseline, 100, 250*time.Millisecond), // 0.9, +10 ms
-		run(roleBridge, 50, 400*time.Millisecond), run(roleBaseline, 100, 270*time.Millisecond), // 0.5, +130 ms
+		// 0.8, +50 ms, CPU 2×; 0.9, +10 ms, 1.5×; 0.5, +130 ms, 3×
+		run(roleBridge, 80, 300*time.Millisecond, 400*time.Microsecond), run(roleBaseline, 100, 250*time.Millisecond, 200*time.Microsecond),
+		run(roleBridge, 90, 260*time.Millisecond, 300*time.Microsecond), run(roleBaseline, 100, 250*time.Millisecond, 200*time.Microsecond),
+		run(roleBridge, 50, 400*time.Millisecond, 600*time.Microsecond), run(roleBaseline, 100, 270*time.Millisecond, 200*time.Microsecond),
 	}
 	c := compareRuns(runs)
 	if c.rounds != 3 || c.failed != 0 {
@@ -129,6 +133,9 @@ func TestCompareRunsMedians(t *testing.T) {
 	}
 	if c.ratio != 0.8 || c.p99 != 50*time.Millisecond {
 		t.Errorf("median ratio %.2f, p99 overhead %v; want 0.80, 50ms", c.ratio, c.p99)
+	}
+	if c.cpu != 2 {
+		t.Errorf("median CPU ratio %.2f, want 2", c.cpu)
 	}
 	if c.baseline.p99Spread != 20*time.Millisecond || c.bridge.p99Spread != 140*time.Millisecond {
 		t.Errorf("p99 spreads: baseline %v, bridge %v; want 20ms, 140ms", c.baseline.p99Spread, c.bridge.p99Spread)
