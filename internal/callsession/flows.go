@@ -191,7 +191,9 @@ func (s *Service) Resend(ctx context.Context, ref string, ch Channel) (*Session,
 
 	dctx, cancel := s.detached(ctx)
 	defer cancel()
-	res, sendErr := s.send(dctx, provider, reserved, n, ch)
+	sctx, cancelSend := context.WithTimeout(dctx, s.cfg.ProviderTimeout)
+	res, sendErr := s.send(sctx, provider, reserved, n, ch)
+	cancelSend()
 	out, err := s.update(dctx, ref, func(cur *Session) error {
 		now := s.clock.Now()
 		if sendErr != nil {

@@ -405,10 +405,10 @@ func (s *Service) applySend(cur *Session, provider ProviderName, res SendResult,
 	}
 }
 
-// send calls the provider for the session's n-th send, under the provider deadline.
+// send calls the provider for the session's n-th send. ctx carries the provider deadline
+// (PROVIDER_TIMEOUT, whole retries included): the caller sets it, as a first send shares
+// its one with a fallback's.
 func (s *Service) send(ctx context.Context, p Provider, sess *Session, n int, ch Channel) (SendResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-	defer cancel()
 	res, err := p.Send(ctx, SendRequest{
 		ReferenceID: sess.ReferenceID, PhoneNumber: sess.PhoneNumber, Country: sess.Country, Channel: ch,
 		UserID: sess.UserID, Username: sess.Username, Email: sess.Email, Locale: sess.Locale,

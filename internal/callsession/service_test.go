@@ -488,6 +488,21 @@ func TestResendAndCancel(t *testing.T) {
 			t.Fatalf("each send needs its own idempotency key: %v", keys)
 		}
 	})
+	t.Run("a resend the provider never answers times out", func(t *testing.T) {
+		h := newHarness(t, nil)
+		startCode(t, h, ProviderAuthsignal)
+		h.as.delay = 5 * time.Second // PROVIDER_TIMEOUT is 200 ms
+		began := time.Now()
+		_, err := h.svc.Resend(ctx, "CA123", "")
+		if codeOf(t, err) != CodeProviderTimeout {
+			t.Fatalf("got %v", err)
+		}
+		// Answered at PROVIDER_TIMEOUT, not at the later deadline of the writes after the
+		// send (PROVIDER_TIMEOUT + 2 s); a second of slack for a loaded machine.
+		if waited := time.Since(began); waited >= h.svc.Config().ProviderTimeout+time.Second {
+			t.Fatalf("the resend waited %v for the provider", waited)
+		}
+	})
 	t.Run("resend on another channel", func(t *testing.T) {
 		h := newHarness(t, nil)
 		startCode(t, h, ProviderAuthsignal)
