@@ -688,8 +688,9 @@ func (s *Service) publish(ctx context.Context, sess *Session) {
 	if sess == nil {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	for _, p := range s.publishers {
-		p.Publish(context.WithoutCancel(ctx), sess)
+		p.Publish(ctx, sess)
 	}
 }
 

@@ -50,9 +50,16 @@ func New(provider callsession.ProviderName, timeout time.Duration) *Client {
 // a transport failure or 5xx/429 is ProviderUnavailable, a deadline is ProviderTimeout,
 // 404 is ProviderNotFound and any other 4xx is ProviderRejected.
 func (c *Client) Do(req *http.Request, decode ErrorDecoder) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), c.Timeout)
-	defer cancel()
-	resp, err := c.HTTP.Do(req.WithContext(ctx))
+	ctx := req.Context()
+	// A send already runs under the service's provider deadline, the same duration: a
+	// second timer (and a copy of the request to carry it) would change nothing.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.Timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, nil, c.transportError(ctx, err)
 	}
