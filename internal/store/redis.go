@@ -136,13 +136,7 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	indexArgs := []any{now.UnixMilli(), s.ReferenceID, now.Add(-2 * ttl).UnixMilli(), (2 * ttl).Milliseconds()}
 	res, err := r.createPipelined(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
 	if err == errScriptsNotLoaded {
-		// As in the pipeline: a failed index write (its node failing over, on a cluster)
-		// only hides the session from the list, so only a failed create fails the start.
-		idxErr := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
-		res, err = r.durably(ctx, createScript, s.ReferenceID, data, ttl.Milliseconds()).Slice()
-		if err != nil && idxErr != nil {
-			err = errors.Join(idxErr, err)
-		}
+		res, err = r.createSequential(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
 	}
 	if err != nil {
 		return nil, false, storageErr("create", err)
@@ -276,6 +270,19 @@ func (r *Redis) createPipelined(ctx context.Context, ref string, indexKeys []str
 	res, err := cr.Slice()
 	if err != nil && idxErr != nil {
 		return nil, errors.Join(idxErr, err)
+	}
+	return res, err
+}
+
+// createSequential indexes, then creates, each script loaded where the server lacks it, the
+// create under WithWaitReplicas' WAIT. As in the pipeline, a failed index write (its node
+// failing over, on a cluster) only hides the session from the list, so only a failed create
+// fails the start.
+func (r *Redis) createSequential(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
+	idxErr := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
+	res, err := r.durably(ctx, createScript, ref, data, ttl.Milliseconds()).Slice()
+	if err != nil && idxErr != nil {
+		err = errors.Join(idxErr, err)
 	}
 	return res, err
 }
