@@ -160,6 +160,17 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
+// fdCount is how many descriptors the process has open.
+func fdCount(pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	return len(names)
+}
+
 // sockets counts the process' open file descriptors that are sockets, and all of them.
 func sockets(pid int) (socks, fds int) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
