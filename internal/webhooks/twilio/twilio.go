@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -142,15 +142,24 @@ func (h *Handler) signedURL(req *http.Request) string {
 // ValidSignature checks X-Twilio-Signature: base64 HMAC-SHA1, keyed with the auth token, of
 // the full URL followed by every POST parameter name and value, sorted by name. As Twilio's
 // SDKs do, the URL is also tried with and without its default port, since proxies differ on
-// which one Twilio saw. The comparison is in constant time.
+// which one Twilio saw. The comparison is in constant time, every variant computed.
 func ValidSignature(token, signature, fullURL string, form url.Values) bool {
 	if signature == "" {
 		return false
 	}
 	want := []byte(signature)
+	// The sorted form is the same for every variant, and so is the key: one of each.
+	payload := formPayload(form)
+	m := hmac.New(sha1.New, []byte(token))
+	var sum [sha1.Size]byte
+	var got [28]byte // base64 of a SHA-1 sum
 	ok := false
 	for _, u := range urlVariants(fullURL) {
-		if hmac.Equal([]byte(Sign(token, u, form)), want) {
+		m.Reset()
+		m.Write([]byte(u))
+		m.Write(payload)
+		base64.StdEncoding.Encode(got[:], m.Sum(sum[:0]))
+		if hmac.Equal(got[:], want) {
 			ok = true
 		}
 	}
@@ -159,22 +168,35 @@ func ValidSignature(token, signature, fullURL string, form url.Values) bool {
 
 // Sign computes the signature of fullURL and form.
 func Sign(token, fullURL string, form url.Values) string {
-	keys := make([]string, 0, len(form))
-	for k := range form {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	m := hmac.New(sha1.New, []byte(token))
 	m.Write([]byte(fullURL))
-	for _, k := range keys {
-		vals := append([]string(nil), form[k]...)
-		sort.Strings(vals)
+	m.Write(formPayload(form))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// formPayload is what Twilio signs after the URL: each parameter's name and value, by name,
+// a name's several values in order (the form itself is left as it is).
+func formPayload(form url.Values) []byte {
+	keys := make([]string, 0, len(form))
+	size := 0
+	for k, vals := range form {
+		keys = append(keys, k)
 		for _, v := range vals {
-			m.Write([]byte(k))
-			m.Write([]byte(v))
+			size += len(k) + len(v)
 		}
 	}
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	slices.Sort(keys)
+	buf := make([]byte, 0, size)
+	for _, k := range keys {
+		vals := form[k]
+		if len(vals) > 1 {
+			vals = slices.Sorted(slices.Values(vals))
+		}
+		for _, v := range vals {
+			buf = append(append(buf, k...), v...)
+		}
+	}
+	return buf
 }
 
 func urlVariants(raw string) []string {
@@ -183,7 +205,13 @@ func urlVariants(raw string) []string {
 		return []string{raw}
 	}
 	out := []string{raw}
-	def := map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	var def string
+	switch u.Scheme {
+	case "https":
+		def = "443"
+	case "http":
+		def = "80"
+	}
 	switch {
 	case u.Port() == "" && def != "":
 		v := *u
