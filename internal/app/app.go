@@ -84,7 +84,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		providers[i] = m.Provider(breaker.Wrap(p, breaker.Settings{Logger: log}))
 	}
 	backend, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, ClusterAddrs: cfg.RedisClusterAddrs,
-		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Password: cfg.RedisPassword})
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, Password: cfg.RedisPassword,
+		TLS: cfg.RedisTLS, CAFile: cfg.RedisTLSCAFile})
 	if err != nil {
 		return nil, fmt.Errorf("opening Redis: %w", err)
 	}

@@ -34,6 +34,11 @@ type Config struct {
 	// RedisWaitTimeout, so a failover cannot lose an acknowledged session.
 	RedisWaitReplicas int
 	RedisWaitTimeout  time.Duration
+	// RedisTLS: TLS to the cluster's nodes, or to the sentinels and the master they name (a
+	// REDIS_URL says it with rediss://). RedisTLSCAFile: PEM certificates of the authorities
+	// that sign the servers' certificates, instead of the system's (for any TLS to Redis).
+	RedisTLS       bool
+	RedisTLSCAFile string
 
 	Session callsession.Config
 
@@ -91,6 +96,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisPassword:       r.str("REDIS_PASSWORD", ""),
 		RedisWaitReplicas:   r.count("REDIS_WAIT_REPLICAS", 0),
 		RedisWaitTimeout:    r.duration("REDIS_WAIT_TIMEOUT", 500*time.Millisecond),
+		RedisTLS:            r.boolean("REDIS_TLS"),
+		RedisTLSCAFile:      r.str("REDIS_TLS_CA_FILE", ""),
 		Session: callsession.Config{
 			SessionTTL:      r.duration("SESSION_TTL", time.Hour),
 			DefaultProvider: callsession.ProviderName(strings.ToLower(r.str("DEFAULT_PROVIDER", "callconnect"))),
@@ -177,6 +184,12 @@ func (c Config) validate() error {
 		if _, port, ok := strings.Cut(a, ":"); !ok || port == "" {
 			return bad("REDIS_CLUSTER_ADDRS", "%q is not host:port", a)
 		}
+	}
+	if c.RedisTLS && len(c.RedisClusterAddrs) == 0 && len(c.RedisSentinelAddrs) == 0 {
+		return bad("REDIS_TLS", "is for REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS; with REDIS_URL, write rediss://")
+	}
+	if c.RedisTLSCAFile != "" && !c.RedisTLS && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return bad("REDIS_TLS_CA_FILE", "is used only with TLS to Redis (REDIS_TLS=true, or a rediss:// REDIS_URL)")
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -286,6 +299,18 @@ func (r *reader) count(name string, def int) int {
 		return def
 	}
 	return n
+}
+
+func (r *reader) boolean(name string) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("%q is not true or false", v))
+	}
+	return b
 }
 
 func (r *reader) baseURL(name, def string) string {

@@ -120,3 +120,31 @@ func TestSentinelConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisTLSConfiguration(t *testing.T) {
+	for _, m := range []map[string]string{
+		{"REDIS_CLUSTER_ADDRS": "a:1", "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"},
+		{"REDIS_SENTINEL_ADDRS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_TLS": "1"},
+		{"REDIS_URL": "rediss://a:1/0", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"},
+	} {
+		c, err := Load(env(m))
+		if err != nil {
+			t.Fatalf("%v: %v", m, err)
+		}
+		if c.RedisTLS != (m["REDIS_TLS"] != "") || c.RedisTLSCAFile != m["REDIS_TLS_CA_FILE"] {
+			t.Fatalf("%v: TLS %v, CA file %q", m, c.RedisTLS, c.RedisTLSCAFile)
+		}
+	}
+	if c, err := Load(env(nil)); err != nil || c.RedisTLS {
+		t.Fatalf("default: TLS %v, %v", c.RedisTLS, err)
+	}
+	for name, m := range map[string]map[string]string{
+		"REDIS_TLS":         {"REDIS_CLUSTER_ADDRS": "a:1", "REDIS_TLS": "sometimes"},
+		"REDIS_TLS ":        {"REDIS_URL": "redis://a:1", "REDIS_TLS": "true"}, // TLS is rediss:// there
+		"REDIS_TLS_CA_FILE": {"REDIS_URL": "redis://a:1", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"},
+	} {
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
+			t.Errorf("%v: %v, want an error naming %s", m, err, name)
+		}
+	}
+}

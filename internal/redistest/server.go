@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,9 @@ type Server struct {
 	Args []string // after the port and bind address; a config file path must come first
 	// ConfigFile, when set, is passed before every other argument (sentinels need one).
 	ConfigFile string
-	cmd        *exec.Cmd
+	// TLS, when set, makes the server speak TLS only, on Port.
+	TLS *TLSFiles
+	cmd *exec.Cmd
 }
 
 // Addr is host:port.
@@ -60,14 +63,24 @@ func (s *Server) Start() error {
 	if s.ConfigFile != "" {
 		args = append(args, s.ConfigFile)
 	}
-	args = append(args, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1")
+	var clientTLS *tls.Config
+	if s.TLS != nil {
+		var err error
+		if clientTLS, err = s.TLS.ClientConfig(); err != nil {
+			return err
+		}
+		args = append(args, s.TLS.serverArgs(strconv.Itoa(s.Port))...)
+	} else {
+		args = append(args, "--port", strconv.Itoa(s.Port))
+	}
+	args = append(args, "--bind", "127.0.0.1")
 	args = append(args, s.Args...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
 		return err
 	}
-	return WaitPing(s.Addr(), 10*time.Second)
+	return waitPing(s.Addr(), clientTLS, 10*time.Second)
 }
 
 // Kill stops the server abruptly (SIGKILL): only what it had on disk survives.
@@ -80,10 +93,13 @@ func (s *Server) Kill() {
 }
 
 // WaitPing waits until addr answers PING.
-func WaitPing(addr string, within time.Duration) error {
+func WaitPing(addr string, within time.Duration) error { return waitPing(addr, nil, within) }
+
+// waitPing is WaitPing over TLS when tlsConfig is set.
+func waitPing(addr string, tlsConfig *tls.Config, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1, TLSConfig: tlsConfig})
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil {

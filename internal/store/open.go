@@ -6,7 +6,10 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -24,6 +27,11 @@ type Options struct {
 	SentinelAddrs  []string
 	SentinelMaster string
 	Password       string // for cluster nodes and the Sentinel-elected master
+	// TLS: to the cluster's nodes, or to the sentinels and their master (a URL says it with
+	// rediss://). CAFile: PEM certificates of the authorities to verify the servers with,
+	// instead of the system's, for any TLS to Redis.
+	TLS    bool
+	CAFile string
 }
 
 // Backend is an open Redis.
@@ -50,17 +58,27 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	// addresses; the same failures reach us as errors, which are logged as JSON where they
 	// matter (and a log line that is not JSON breaks log pipelines).
 	redis.SetLogger(quietLogger{})
+	roots, err := rootCAs(opts.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if opts.TLS {
+		// No ServerName: go-redis dials each node (and sentinel) with tls.DialWithDialer,
+		// which checks the certificate against the host of the address dialled.
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	}
 	switch {
 	case len(opts.SentinelAddrs) > 0:
 		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: opts.SentinelMaster,
-			SentinelAddrs: opts.SentinelAddrs, Password: opts.Password,
+			SentinelAddrs: opts.SentinelAddrs, Password: opts.Password, TLSConfig: tlsConfig,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
 			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
 		return &Backend{Client: c, close: c.Close}, nil
 	case len(opts.ClusterAddrs) > 0:
 		// The slot map is reloaded every 2 s (go-redis' default is 60 s): after a failover the
 		// client otherwise keeps asking the dead master, which never answers MOVED.
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs, Password: opts.Password,
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs, Password: opts.Password, TLSConfig: tlsConfig,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
 			ClusterStateReloadInterval: 2 * time.Second,
 			DialerRetries:              1, DialerRetryTimeout: 50 * time.Millisecond})
@@ -69,6 +87,9 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		o, err := redis.ParseURL(opts.URL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		if o.TLSConfig != nil && roots != nil {
+			o.TLSConfig.RootCAs = roots
 		}
 		if o.DialTimeout == 0 {
 			o.DialTimeout = dialTimeout
@@ -89,6 +110,22 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		return &Backend{Client: c, close: c.Close}, nil
 	}
 	return openEmbedded()
+}
+
+// rootCAs are the authorities in the PEM file at path; nil (the system's) for no path.
+func rootCAs(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_TLS_CA_FILE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("REDIS_TLS_CA_FILE: no PEM certificate in %s", path)
+	}
+	return pool, nil
 }
 
 type quietLogger struct{}

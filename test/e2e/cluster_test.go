@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -69,18 +70,19 @@ func startCluster(t *testing.T) ([]string, []*redistest.Server) {
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	waitClusterOK(t, addrs)
-	waitReplicationUp(t, addrs)
+	waitClusterOK(t, addrs, nil)
+	waitReplicationUp(t, addrs, nil)
 	return addrs, nodes
 }
 
 // waitReplicationUp waits until every replica has finished its first sync with its master.
-func waitReplicationUp(t *testing.T, addrs []string) {
+// (over TLS with tlsConfig set)
+func waitReplicationUp(t *testing.T, addrs []string, tlsConfig *tls.Config) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		for {
-			c := redis.NewClient(&redis.Options{Addr: a})
+			c := redis.NewClient(&redis.Options{Addr: a, TLSConfig: tlsConfig})
 			info, err := c.Info(context.Background(), "replication").Result()
 			c.Close()
 			up := err == nil && (strings.Contains(info, "role:master") && strings.Contains(info, "connected_slaves:1") ||
@@ -96,12 +98,14 @@ func waitReplicationUp(t *testing.T, addrs []string) {
 	}
 }
 
-func waitClusterOK(t *testing.T, addrs []string) {
+// waitClusterOK waits until every node of addrs says the cluster is ok (over TLS with
+// tlsConfig set).
+func waitClusterOK(t *testing.T, addrs []string, tlsConfig *tls.Config) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		for {
-			c := redis.NewClient(&redis.Options{Addr: a})
+			c := redis.NewClient(&redis.Options{Addr: a, TLSConfig: tlsConfig})
 			info, err := c.ClusterInfo(context.Background()).Result()
 			c.Close()
 			if err == nil && strings.Contains(info, "cluster_state:ok") {
@@ -162,7 +166,7 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 	victim.Kill()
 	time.Sleep(4 * time.Second) // node timeout 1.5 s, then the replica's election
 	acked := load.stop()
-	waitClusterOK(t, liveAddrs(nodes))
+	waitClusterOK(t, liveAddrs(nodes), nil)
 	readBackAsSent(t, b, acked)
 }
 
@@ -259,17 +263,25 @@ func liveAddrs(nodes []*redistest.Server) []string {
 	return out
 }
 
-// startSentinel starts a master, a replica and three sentinels watching them as "bridge".
-func startSentinel(t *testing.T) (master *redistest.Server, sentinels []string) {
+// startSentinel starts a master, a replica and three sentinels watching them as "bridge";
+// with files, every one of them speaks only TLS.
+func startSentinel(t *testing.T, files *redistest.TLSFiles) (master *redistest.Server, sentinels []string) {
 	t.Helper()
 	needRedisServer(t)
 	dir := t.TempDir()
-	master = startProc(t, &redistest.Server{Port: freePortNum(t), Args: []string{"--dir", dir, "--save", "", "--appendonly", "no"}})
+	var tlsConfig *tls.Config
+	if files != nil {
+		var err error
+		if tlsConfig, err = files.ClientConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	master = startProc(t, &redistest.Server{Port: freePortNum(t), TLS: files, Args: []string{"--dir", dir, "--save", "", "--appendonly", "no"}})
 	rdir := filepath.Join(dir, "replica")
 	_ = os.MkdirAll(rdir, 0o755)
-	replica := startProc(t, &redistest.Server{Port: freePortNum(t), Args: []string{"--dir", rdir, "--save", "",
+	replica := startProc(t, &redistest.Server{Port: freePortNum(t), TLS: files, Args: []string{"--dir", rdir, "--save", "",
 		"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}})
-	waitReplicationUp(t, []string{master.Addr(), replica.Addr()})
+	waitReplicationUp(t, []string{master.Addr(), replica.Addr()}, tlsConfig)
 	for i := 0; i < 3; i++ {
 		port := freePortNum(t)
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
@@ -278,14 +290,14 @@ func startSentinel(t *testing.T) (master *redistest.Server, sentinels []string) 
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := startProc(t, &redistest.Server{Port: port, ConfigFile: conf, Args: []string{"--sentinel"}})
+		s := startProc(t, &redistest.Server{Port: port, ConfigFile: conf, TLS: files, Args: []string{"--sentinel"}})
 		sentinels = append(sentinels, s.Addr())
 	}
 	return master, sentinels
 }
 
 func TestStoreSuiteOnSentinel(t *testing.T) {
-	_, sentinels := startSentinel(t)
+	_, sentinels := startSentinel(t, nil)
 	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "bridge", SentinelAddrs: sentinels})
 	defer c.Close()
 	storetest.Run(t, storetest.Backend{Name: "sentinel", Client: c, Elapse: func(_ *testing.T, d time.Duration) { time.Sleep(d) }})
@@ -295,7 +307,7 @@ func TestStoreSuiteOnSentinel(t *testing.T) {
 // sessions acknowledged before (written with WAIT for the replica) are there once Sentinel
 // has promoted it, and that new calls work again.
 func TestSentinelFailover(t *testing.T) {
-	master, sentinels := startSentinel(t)
+	master, sentinels := startSentinel(t, nil)
 	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_SENTINEL_ADDRS": strings.Join(sentinels, ","),
 		"REDIS_SENTINEL_MASTER": "bridge", "REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0", "LIMIT_STARTS_PER_KEY": "0"})
 	wholeCall(t, b)
