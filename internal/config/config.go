@@ -185,10 +185,14 @@ func (c Config) validate() error {
 			return bad("REDIS_CLUSTER_ADDRS", "%q is not host:port", a)
 		}
 	}
-	if c.RedisTLS && len(c.RedisClusterAddrs) == 0 && len(c.RedisSentinelAddrs) == 0 {
-		return bad("REDIS_TLS", "is for REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS; with REDIS_URL, write rediss://")
+	urlTLS := false
+	if u, err := url.Parse(c.RedisURL); err == nil && c.RedisURL != "" {
+		urlTLS = u.Scheme == "rediss" // url.Parse lowers the scheme, as go-redis does
 	}
-	if c.RedisTLSCAFile != "" && !c.RedisTLS && !strings.HasPrefix(c.RedisURL, "rediss://") {
+	if c.RedisTLS && len(c.RedisClusterAddrs) == 0 && len(c.RedisSentinelAddrs) == 0 {
+		return bad("REDIS_TLS", "is for REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS; a REDIS_URL asks for TLS by its scheme, rediss://")
+	}
+	if c.RedisTLSCAFile != "" && !c.RedisTLS && !urlTLS {
 		return bad("REDIS_TLS_CA_FILE", "is used only with TLS to Redis (REDIS_TLS=true, or a rediss:// REDIS_URL)")
 	}
 	if c.PublicURL != "" {

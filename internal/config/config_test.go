@@ -126,6 +126,7 @@ func TestRedisTLSConfiguration(t *testing.T) {
 		{"REDIS_CLUSTER_ADDRS": "a:1", "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"},
 		{"REDIS_SENTINEL_ADDRS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_TLS": "1"},
 		{"REDIS_URL": "rediss://a:1/0", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"},
+		{"REDIS_URL": "REDISS://a:1/0", "REDIS_TLS_CA_FILE": "/etc/redis/ca.pem"}, // schemes are case-insensitive
 	} {
 		c, err := Load(env(m))
 		if err != nil {

@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// signReference is Twilio's algorithm as its SDKs spell it, step by step: the URL, then each
-// parameter name and value, names sorted (a name's values sorted too). Sign computes the
-// form's part once for every URL variant; this holds it to the plain reading.
+// signReference is Twilio's documented algorithm, step by step: the URL, then each
+// parameter name and value, names sorted (a name's values sorted too, as before this change;
+// twilio-python also drops repeated identical values, which a voice webhook never sends).
+// Sign computes the form's part once for every URL variant; this holds it to the plain reading.
 func signReference(token, fullURL string, form url.Values) string {
 	keys := make([]string, 0, len(form))
 	for k := range form {
