@@ -133,15 +133,34 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	}
 	// recheck reads the session as GET does, which writes what time has decided; ended is
 	// true when the stream has nothing more to wait for.
+	finalRead := false // a recheck found the session final before its change came
 	recheck := func() (ended bool) {
 		cur, err := s.deps.Service.Get(ctx, ref)
 		if err != nil {
 			if code, _ := callsession.CodeOf(err); ctx.Err() != nil || code == callsession.CodeNotFound {
 				return true
 			}
-			// Still due: the next heartbeat tries again.
-			s.deps.Logger.WarnContext(ctx, "events: reading a session due to settle", "reference_id", ref, "err", err)
+			// The next heartbeat tries again; only a session due to settle is worth a line
+			// (every open stream reads at each heartbeat: a Redis outage would flood the log).
+			if !due.IsZero() && !time.Now().Before(due) {
+				s.deps.Logger.WarnContext(ctx, "events: reading a session due to settle", "reference_id", ref, "err", err)
+			}
 			return false
+		}
+		if cur.Status.Final() {
+			// Final, yet its change has not come. Usually it is on its way (this very read may
+			// have written it): give it until the next heartbeat. Still not there, the hub
+			// dropped it (its queue full, or its write failed): the session as read, without
+			// an ID (the viewer's Last-Event-ID stays at the last change it had), and the end.
+			if !finalRead {
+				finalRead = true
+				settle.Stop()
+				return false
+			}
+			if data, err := json.Marshal(View(cur)); err == nil {
+				send(live.Event{Data: data})
+			}
+			return true
 		}
 		// A final status written now arrives on the stream, which then ends.
 		due = s.deps.Service.SettlesAt(cur)
@@ -168,7 +187,9 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		case <-tick.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 			w.Flush()
-			if !due.IsZero() && !time.Now().Before(due) && recheck() {
+			// One read per heartbeat: what is due gets settled, and a final status whose
+			// change never reached the stream still ends it.
+			if recheck() {
 				return nil
 			}
 		case ev, open := <-events:

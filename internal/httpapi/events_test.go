@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
 
 type sse struct {
@@ -255,5 +256,38 @@ func TestSessionEventStreamEndsAtExpiry(t *testing.T) {
 	}
 	if r := s.Do("GET", "/v1/sessions/"+ref, nil); r.JSON(t)["status"] != "expired" {
 		t.Fatalf("GET after the stream ended: %s", r.Body)
+	}
+}
+
+// TestSessionEventStreamEndsWhenAFinalChangeIsLost: a final status whose live change never
+// reached the stream (written here straight to the store, as when the hub's queue is full or
+// its write fails) still ends the stream, within two heartbeats, with the session as read.
+func TestSessionEventStreamEndsWhenAFinalChangeIsLost(t *testing.T) {
+	s := apptest.New(t, nil)
+	ref := ref()
+	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	streamWritten(t, s, ref, 2) // created, sent: nothing of the start is still on its way
+	_, events, _ := stream(t, s, ref, nil, "")
+	if first, _ := next(t, events); !strings.Contains(first.data, `"status":"sent"`) {
+		t.Fatalf("first event %+v", first)
+	}
+	if _, err := s.App.Store.Update(context.Background(), ref, time.Hour, func(cur *callsession.Session) error {
+		cur.Status = callsession.StatusVerified
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var last sse
+	for {
+		ev, open := next(t, events)
+		if !open {
+			break
+		}
+		last = ev
+	}
+	if !strings.Contains(last.data, `"status":"verified"`) || last.id != "" {
+		t.Fatalf("the stream ended after %+v, want the verified session without a stream ID", last)
 	}
 }
