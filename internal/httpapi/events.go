@@ -80,7 +80,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 			if err != nil {
 				return eventsFailure(err)
 			}
-			if ok && isFinal(ev.Data) {
+			if ok && sessionOf(ev.Data).Status.Final() {
 				return c.NoContent(http.StatusNoContent)
 			}
 		}
@@ -133,7 +133,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	}
 	// recheck reads the session as GET does, which writes what time has decided; ended is
 	// true when the stream has nothing more to wait for.
-	finalRead := false // a recheck found the session final before its change came
+	var finalRead time.Time // when a recheck first found the session final before its change came
 	recheck := func() (ended bool) {
 		cur, err := s.deps.Service.Get(ctx, ref)
 		if err != nil {
@@ -149,11 +149,13 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		}
 		if cur.Status.Final() {
 			// Final, yet its change has not come. Usually it is on its way (this very read may
-			// have written it): give it until the next heartbeat. Still not there, the hub
-			// dropped it (its queue full, or its write failed): the session as read, without
-			// an ID (the viewer's Last-Event-ID stays at the last change it had), and the end.
-			if !finalRead {
-				finalRead = true
+			// have written it): give it a heartbeat's time. Still not there, the hub dropped
+			// it (its queue full, or its write failed): the session as read, without an ID
+			// (the viewer's Last-Event-ID stays at the last change it had), and the end.
+			if finalRead.IsZero() {
+				finalRead = time.Now()
+			}
+			if time.Since(finalRead) < heartbeat {
 				settle.Stop()
 				return false
 			}
@@ -214,8 +216,6 @@ func sessionOf(data []byte) *callsession.Session {
 	}
 	return &sess
 }
-
-func isFinal(data []byte) bool { return sessionOf(data).Status.Final() }
 
 // eventsFailure maps an error of the event source: a Last-Event-ID that is no stream ID is
 // the viewer's mistake, anything else is Redis.
