@@ -43,20 +43,30 @@ func startProc(t *testing.T, s *redistest.Server) *redistest.Server {
 	return s
 }
 
-// startCluster starts a 3-master, 3-replica Redis Cluster on loopback ports.
-func startCluster(t *testing.T) ([]string, []*redistest.Server) {
+// startCluster starts a Redis Cluster of 3 masters, each with replicas replicas, on loopback
+// ports; with files, every node speaks only TLS (to clients and on the cluster bus).
+func startCluster(t *testing.T, replicas int, files *redistest.TLSFiles) ([]string, []*redistest.Server) {
 	t.Helper()
 	needRedisServer(t)
+	var tlsConfig *tls.Config
+	cli := []string{}
+	if files != nil {
+		var err error
+		if tlsConfig, err = files.ClientConfig(); err != nil {
+			t.Fatal(err)
+		}
+		cli = []string{"--tls", "--cacert", files.CA}
+	}
 	dir := t.TempDir()
 	var nodes []*redistest.Server
 	var addrs []string
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 3*(1+replicas); i++ {
 		port := freePortNum(t)
 		nd := filepath.Join(dir, strconv.Itoa(port))
 		if err := os.MkdirAll(nd, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		p := startProc(t, &redistest.Server{Port: port, Args: []string{"--dir", nd,
+		p := startProc(t, &redistest.Server{Port: port, TLS: files, Args: []string{"--dir", nd,
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1500",
 			// A replica may always take over: this cluster is seconds old, and the default
 			// validity factor can judge its replication too stale to fail over.
@@ -65,18 +75,20 @@ func startCluster(t *testing.T) ([]string, []*redistest.Server) {
 		nodes = append(nodes, p)
 		addrs = append(addrs, p.Addr())
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	args := append(append(cli, "--cluster", "create"), addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	waitClusterOK(t, addrs, nil)
-	waitReplicationUp(t, addrs, nil)
+	waitClusterOK(t, addrs, tlsConfig)
+	if replicas > 0 {
+		waitReplicationUp(t, addrs, tlsConfig)
+	}
 	return addrs, nodes
 }
 
-// waitReplicationUp waits until every replica has finished its first sync with its master.
-// (over TLS with tlsConfig set)
+// waitReplicationUp waits until every replica has finished its first sync with its master
+// (asking over TLS with tlsConfig set).
 func waitReplicationUp(t *testing.T, addrs []string, tlsConfig *tls.Config) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -129,7 +141,7 @@ func freePortNum(t *testing.T) int {
 }
 
 func TestStoreSuiteOnRedisCluster(t *testing.T) {
-	addrs, _ := startCluster(t)
+	addrs, _ := startCluster(t, 1, nil)
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
 	defer c.Close()
 	storetest.Run(t, storetest.Backend{Name: "cluster", Client: c, Elapse: func(_ *testing.T, d time.Duration) { time.Sleep(d) }})
@@ -139,7 +151,7 @@ func TestStoreSuiteOnRedisCluster(t *testing.T) {
 // for a replica, and kills a master while calls start: each start is acknowledged or refused
 // with 503, and every acknowledged session reads back once the replica has taken over.
 func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
-	addrs, nodes := startCluster(t)
+	addrs, nodes := startCluster(t, 1, nil)
 	b := start(t, map[string]string{"REDIS_URL": "", "REDIS_CLUSTER_ADDRS": strings.Join(addrs, ","),
 		"REDIS_WAIT_REPLICAS": "1", "LIMIT_SENDS_PER_NUMBER": "0", "LIMIT_STARTS_PER_KEY": "0"})
 	wholeCall(t, b)

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,46 +14,16 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
 )
 
-// startTLSCluster starts a 3-master Redis Cluster that speaks only TLS (clients and the
-// cluster bus), certified by a test authority whose files it returns.
-func startTLSCluster(t *testing.T) ([]string, redistest.TLSFiles) {
-	t.Helper()
-	needRedisServer(t)
-	dir := t.TempDir()
-	files, err := redistest.NewTLSFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		port := freePortNum(t)
-		nd := filepath.Join(dir, strconv.Itoa(port))
-		if err := os.MkdirAll(nd, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		p := startProc(t, &redistest.Server{Port: port, TLS: &files, Args: []string{"--dir", nd,
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1500",
-			"--appendonly", "no", "--save", ""}})
-		addrs = append(addrs, p.Addr())
-	}
-	args := append([]string{"--tls", "--cacert", files.CA, "--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	tlsConfig, err := files.ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitClusterOK(t, addrs, tlsConfig)
-	return addrs, files
-}
-
 // TestTLSCluster: a cluster reachable only over TLS, opened as the bridge opens it
 // (REDIS_TLS, REDIS_TLS_CA_FILE), passes the whole store suite; the bridge's binary plays a
 // whole call on it; and without the authority's certificate the servers are refused.
 func TestTLSCluster(t *testing.T) {
-	addrs, files := startTLSCluster(t)
+	needRedisServer(t)
+	files, err := redistest.NewTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := startCluster(t, 0, &files)
 	ctx := context.Background()
 
 	be, err := store.Open(ctx, store.Options{ClusterAddrs: addrs, TLS: true, CAFile: files.CA})
