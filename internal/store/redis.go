@@ -101,11 +101,11 @@ end
 var (
 	createScript = redis.NewScript(createLua + `return create(KEYS[1], ARGV[1], ARGV[2])`)
 	indexScript  = redis.NewScript(indexLua + `index(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1`)
-	// createIndexedScript is both in one call, the index written only by the start that
-	// created the session, and a failed index write (pcall) hiding it from the list but never
-	// failing the create, as on a cluster: on one server, where a script may touch the index and a session
-	// together (a cluster refuses keys of two slots), it saves Redis a script call per start,
-	// the most expensive part of a create.
+	// createIndexedScript is both in one call, for one server, where a script may touch the
+	// index and a session together (a cluster refuses keys of two slots): it saves Redis a
+	// script call per start, the most expensive part of a create. The index is written only
+	// by the start that created the session, under pcall: as on a cluster, a failed index
+	// write hides the session from the list but never fails the create.
 	createIndexedScript = redis.NewScript(createLua + indexLua + `
 local r = create(KEYS[1], ARGV[1], ARGV[2])
 if r[1] == 1 then pcall(index, KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]) end
@@ -134,7 +134,7 @@ func (r *Redis) Create(ctx context.Context, s *callsession.Session, ttl time.Dur
 	now := s.CreatedAt
 	indexKeys := []string{r.IndexKey()}
 	indexArgs := []any{now.UnixMilli(), s.ReferenceID, now.Add(-2 * ttl).UnixMilli(), (2 * ttl).Milliseconds()}
-	res, err := r.createPipelined(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
+	res, err := r.createInOneTrip(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
 	if err == errScriptsNotLoaded {
 		res, err = r.createSequential(ctx, s.ReferenceID, indexKeys, indexArgs, data, ttl)
 	}
@@ -238,12 +238,12 @@ func (r *Redis) Update(ctx context.Context, ref string, ttl time.Duration, fn fu
 
 var errScriptsNotLoaded = errors.New("scripts not loaded")
 
-// createPipelined creates and indexes in one round trip. On one server that is one script
+// createInOneTrip creates and indexes in one round trip. On one server that is one script
 // call (createIndexedScript; Run loads it on NOSCRIPT). On a cluster it is both scripts by
 // SHA in one pipeline, which go-redis splits by slot; a node that does not know them yet
 // answers NOSCRIPT, and the caller then takes the sequential path, which loads them. With
 // WithWaitReplicas the sequential path is always taken.
-func (r *Redis) createPipelined(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
+func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
 	if r.waitReplicas > 0 {
 		return nil, errScriptsNotLoaded
 	}
