@@ -371,7 +371,6 @@ func compareRuns(runs []measured) comparison {
 	var c comparison
 	var ratios, cpus []float64
 	var p50s, p99s, p999s []time.Duration
-	var pairs int
 	for i := 0; i+1 < len(runs); i += 2 {
 		br, bl := runs[i].res, runs[i+1].res
 		c.failed += br.failed() + bl.failed()
@@ -380,9 +379,8 @@ func compareRuns(runs []measured) comparison {
 		p50s = append(p50s, br.pct(.5)-bl.pct(.5))
 		p99s = append(p99s, br.pct(.99)-bl.pct(.99))
 		p999s = append(p999s, br.pct(.999)-bl.pct(.999))
-		pairs++
 	}
-	c.rounds = pairs
+	c.rounds = len(ratios)
 	c.ratio, c.p50, c.p99, c.p999 = median(ratios), median(p50s), median(p99s), median(p999s)
 	c.cpu = median(cpus)
 	c.bridge, c.baseline = spreadOf(runs, roleBridge), spreadOf(runs, roleBaseline)
