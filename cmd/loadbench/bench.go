@@ -147,6 +147,7 @@ func (b *bench) env(target string) map[string]string {
 		"LIMIT_STARTS_PER_KEY":   "0",
 		"PROVIDER_TIMEOUT":       b.o.providerTimeout.String(),
 		"LOG_LEVEL":              b.o.logLevel,
+		"REDIS_AUTOPIPELINE":     strconv.FormatBool(b.o.autoPipeline),
 	}
 	if b.fake.caFile != "" {
 		env["SSL_CERT_FILE"] = b.fake.caFile
@@ -289,6 +290,7 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 func (b *bench) compareMode(ctx context.Context) error {
 	fmt.Fprintf(b.w, "  load: %d concurrent, %d requests (warm-up %d first), at most %v each; POST /v1/sessions, unique referenceIds, random UK mobiles\n",
 		b.o.concurrency, b.o.requests, warmupCount(b.o), b.o.duration)
+	fmt.Fprintf(b.w, "  Redis clients auto-pipelined (REDIS_AUTOPIPELINE): %v, bridge and baseline alike\n", b.o.autoPipeline)
 	// Rounds alternate the targets, so a slow spell of the shared machine falls on both.
 	var runs []measured
 	for round := range max(b.o.rounds, 1) {

@@ -43,6 +43,7 @@ type options struct {
 	providerTimeout time.Duration
 	providerTLS     bool
 	logLevel        string
+	autoPipeline    bool
 	scale, memory   bool
 	inprocess       bool
 	cpuprofile      string
@@ -58,7 +59,7 @@ func defaults() options {
 	return options{
 		redisURL: "redis://127.0.0.1:6379/15", latency: 200 * time.Millisecond, concurrency: 1000,
 		requests: 20000, duration: 60 * time.Second, warmup: -1, providerTimeout: 4 * time.Second,
-		logLevel: "info", memorySessions: 1000, idleWait: 2 * time.Second, rounds: 1,
+		logLevel: "info", autoPipeline: true, memorySessions: 1000, idleWait: 2 * time.Second, rounds: 1,
 	}
 }
 
@@ -78,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.providerTimeout, "provider-timeout", o.providerTimeout, "PROVIDER_TIMEOUT of the bridge (and the baseline)")
 	flag.BoolVar(&o.providerTLS, "provider-tls", false, "serve the fake over HTTPS with HTTP/2 (always with -scale)")
 	flag.StringVar(&o.logLevel, "log-level", o.logLevel, "LOG_LEVEL of the bridge")
+	flag.BoolVar(&o.autoPipeline, "redis-autopipeline", o.autoPipeline, "REDIS_AUTOPIPELINE of the bridge, and the baseline's Redis client auto-pipelined alike")
 	flag.BoolVar(&o.scale, "scale", false, "scale mode: one burst of -concurrency sessions at once, peak goroutines, sockets, RSS")
 	flag.BoolVar(&o.memory, "memory", false, "memory mode: idle RSS of the bridge and Redis bytes per stored session")
 	flag.IntVar(&o.rounds, "rounds", o.rounds, "compare mode: measure bridge and baseline this many times, alternating; print medians and the spread between rounds")

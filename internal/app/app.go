@@ -89,7 +89,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("opening Redis: %w", err)
 	}
-	storeOpts := append([]store.Option{store.WithWaitReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)}, o.storeOpts...)
+	storeOpts := []store.Option{store.WithWaitReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout)}
+	if cfg.RedisAutoPipeline {
+		storeOpts = append(storeOpts, store.WithAutoPipeline())
+	}
+	storeOpts = append(storeOpts, o.storeOpts...)
 	rs := store.NewRedis(backend.Client, storeOpts...)
 	hub := live.NewHub(backend.Client, rs.Prefix(), cfg.Session.SessionTTL,
 		func(s *callsession.Session) any { return httpapi.View(s) }, log)

@@ -39,6 +39,9 @@ type Config struct {
 	// that sign the servers' certificates, instead of the system's (for any TLS to Redis).
 	RedisTLS       bool
 	RedisTLSCAFile string
+	// RedisAutoPipeline: the store's commands of concurrent requests share writes and reads
+	// (go-redis' auto-pipeliner) instead of a round trip each.
+	RedisAutoPipeline bool
 
 	Session callsession.Config
 
@@ -96,7 +99,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisPassword:       r.str("REDIS_PASSWORD", ""),
 		RedisWaitReplicas:   r.count("REDIS_WAIT_REPLICAS", 0),
 		RedisWaitTimeout:    r.duration("REDIS_WAIT_TIMEOUT", 500*time.Millisecond),
-		RedisTLS:            r.boolean("REDIS_TLS"),
+		RedisTLS:            r.boolean("REDIS_TLS", false),
+		RedisAutoPipeline:   r.boolean("REDIS_AUTOPIPELINE", true),
 		RedisTLSCAFile:      r.str("REDIS_TLS_CA_FILE", ""),
 		Session: callsession.Config{
 			SessionTTL:      r.duration("SESSION_TTL", time.Hour),
@@ -305,10 +309,10 @@ func (r *reader) count(name string, def int) int {
 	return n
 }
 
-func (r *reader) boolean(name string) bool {
+func (r *reader) boolean(name string, def bool) bool {
 	v := r.str(name, "")
 	if v == "" {
-		return false
+		return def
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {

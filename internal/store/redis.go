@@ -31,7 +31,10 @@ const DefaultPrefix = "ivr:"
 // session key (which a cluster would refuse). `<prefix>limit:<key>` is a sorted set of one
 // limit's events in its current window (see Allow).
 type Redis struct {
-	c      redis.UniversalClient
+	c redis.UniversalClient
+	// cmd runs every single command and script: c, or with WithAutoPipeline c's blocking
+	// auto-pipeliner. Pipelines, WAIT and cluster routing stay on c.
+	cmd    redis.Cmdable
 	prefix string
 	// waitReplicas > 0: a session write is acknowledged only once that many replicas have
 	// it (WAIT), so a failover cannot lose it; 0 trusts asynchronous replication.
@@ -53,9 +56,25 @@ func WithWaitReplicas(n int, timeout time.Duration) Option {
 	return func(r *Redis) { r.waitReplicas, r.waitTimeout = n, timeout }
 }
 
+// WithAutoPipeline sends the store's single commands and scripts through go-redis' blocking
+// auto-pipeliner: each call still waits for its own answer, but the calls of concurrent
+// requests share one write and one read instead of a pooled connection and a round trip
+// each. Under load that is most of the store's system calls and of Redis' own CPU per
+// command (docs/performance.md); a lone request still goes out at once. The pipeliner is
+// closed with the client.
+func WithAutoPipeline() Option {
+	return func(r *Redis) {
+		// An error means a closed client or an invalid configuration of the client's own
+		// AutoPipelineOptions: the plain client then answers, as without this option.
+		if ap, err := r.c.AutoPipeline(); err == nil {
+			r.cmd = ap
+		}
+	}
+}
+
 // NewRedis returns the store over c.
 func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
-	r := &Redis{c: c, prefix: DefaultPrefix}
+	r := &Redis{c: c, cmd: c, prefix: DefaultPrefix}
 	for _, o := range opts {
 		o(r)
 	}
@@ -176,7 +195,7 @@ func decode(v any) (*callsession.Session, error) {
 
 // read returns the session and its version.
 func (r *Redis) read(ctx context.Context, ref string) (*callsession.Session, string, error) {
-	vals, err := r.c.HMGet(ctx, r.SessionKey(ref), "v", "d").Result()
+	vals, err := r.cmd.HMGet(ctx, r.SessionKey(ref), "v", "d").Result()
 	if err != nil {
 		return nil, "", storageErr("get", err)
 	}
@@ -250,7 +269,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 	if _, cluster := r.c.(*redis.ClusterClient); !cluster {
 		keys := []string{r.SessionKey(ref), indexKeys[0]}
 		args := append([]any{data, ttl.Milliseconds()}, indexArgs...)
-		return createIndexedScript.Run(ctx, r.c, keys, args...).Slice()
+		return createIndexedScript.Run(ctx, r.cmd, keys, args...).Slice()
 	}
 	pipe := r.c.Pipeline()
 	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
@@ -263,7 +282,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 	if redis.HasErrorPrefix(idxErr, "NOSCRIPT") {
 		// The create ran; only the index's node lacked its script (a cluster's nodes learn
 		// scripts one by one): index now, loading it. Never redo the create.
-		idxErr = indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
+		idxErr = indexScript.Run(ctx, r.cmd, indexKeys, indexArgs...).Err()
 	}
 	// The session is what a call needs; a failed index write only hides it from the list,
 	// so it fails the create only when the create itself failed.
@@ -279,7 +298,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 // failing over, on a cluster) only hides the session from the list, so only a failed create
 // fails the start.
 func (r *Redis) createSequential(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
-	idxErr := indexScript.Run(ctx, r.c, indexKeys, indexArgs...).Err()
+	idxErr := indexScript.Run(ctx, r.cmd, indexKeys, indexArgs...).Err()
 	res, err := r.durably(ctx, createScript, ref, data, ttl.Milliseconds()).Slice()
 	if err != nil && idxErr != nil {
 		err = errors.Join(idxErr, err)
@@ -294,7 +313,7 @@ func (r *Redis) createSequential(ctx context.Context, ref string, indexKeys []st
 func (r *Redis) durably(ctx context.Context, script *redis.Script, ref string, args ...any) *redis.Cmd {
 	keys := []string{r.SessionKey(ref)}
 	if r.waitReplicas <= 0 {
-		return script.Run(ctx, r.c, keys, args...)
+		return script.Run(ctx, r.cmd, keys, args...)
 	}
 	var node redis.Cmdable = r.c
 	if cc, ok := r.c.(*redis.ClusterClient); ok {
@@ -354,10 +373,10 @@ func (r *Redis) UpdateKnown(ctx context.Context, known *callsession.Session, ttl
 
 // Delete implements callsession.Store.
 func (r *Redis) Delete(ctx context.Context, ref string) error {
-	if err := r.c.Del(ctx, r.SessionKey(ref)).Err(); err != nil {
+	if err := r.cmd.Del(ctx, r.SessionKey(ref)).Err(); err != nil {
 		return storageErr("delete", err)
 	}
-	if err := r.c.ZRem(ctx, r.IndexKey(), ref).Err(); err != nil {
+	if err := r.cmd.ZRem(ctx, r.IndexKey(), ref).Err(); err != nil {
 		return storageErr("delete", err)
 	}
 	return nil
@@ -365,7 +384,7 @@ func (r *Redis) Delete(ctx context.Context, ref string) error {
 
 // Ping implements callsession.Store.
 func (r *Redis) Ping(ctx context.Context) error {
-	if err := r.c.Ping(ctx).Err(); err != nil {
+	if err := r.cmd.Ping(ctx).Err(); err != nil {
 		return storageErr("ping", err)
 	}
 	return nil
@@ -423,7 +442,7 @@ func (r *Redis) List(ctx context.Context, q callsession.ListQuery) (callsession.
 	scanned, offset := 0, int64(0)
 	batch := int64(limit + 20)
 	for scanned < listScanLimit {
-		entries, err := r.c.ZRevRangeByScoreWithScores(ctx, r.IndexKey(), &redis.ZRangeBy{
+		entries, err := r.cmd.ZRevRangeByScoreWithScores(ctx, r.IndexKey(), &redis.ZRangeBy{
 			Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
 		if err != nil {
 			return callsession.ListPage{}, storageErr("list", err)
@@ -500,7 +519,7 @@ func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Sess
 		}
 	}
 	if len(gone) > 0 {
-		_ = r.c.ZRem(ctx, r.IndexKey(), gone...).Err() // lazily; the next List retries
+		_ = r.cmd.ZRem(ctx, r.IndexKey(), gone...).Err() // lazily; the next List retries
 	}
 	return out, nil
 }
@@ -533,7 +552,7 @@ func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Du
 		return true, 0, nil
 	}
 	windowMS := max((window+time.Millisecond-1)/time.Millisecond, 1)
-	res, err := limitScript.Run(ctx, r.c, []string{r.prefix + "limit:" + key}, limit, int64(windowMS), crand.Text()).Int64Slice()
+	res, err := limitScript.Run(ctx, r.cmd, []string{r.prefix + "limit:" + key}, limit, int64(windowMS), crand.Text()).Int64Slice()
 	if err != nil {
 		return false, 0, storageErr("limit", err)
 	}
@@ -553,7 +572,7 @@ func (r *Redis) seenKey(key string) string { return r.prefix + "seen:" + key }
 
 // Seen implements callsession.Deduper.
 func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
-	n, err := r.c.Exists(ctx, r.seenKey(key)).Result()
+	n, err := r.cmd.Exists(ctx, r.seenKey(key)).Result()
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
@@ -562,7 +581,7 @@ func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
 
 // Forget implements callsession.Deduper.
 func (r *Redis) Forget(ctx context.Context, key string) error {
-	if err := r.c.Del(ctx, r.seenKey(key)).Err(); err != nil {
+	if err := r.cmd.Del(ctx, r.seenKey(key)).Err(); err != nil {
 		return storageErr("dedup", err)
 	}
 	return nil
@@ -570,7 +589,7 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 
 // FirstSeen implements callsession.Deduper.
 func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := r.c.SetNX(ctx, r.seenKey(key), 1, ttl).Result()
+	ok, err := r.cmd.SetNX(ctx, r.seenKey(key), 1, ttl).Result()
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}

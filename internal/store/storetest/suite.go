@@ -46,11 +46,18 @@ func Run(t *testing.T, b Backend) {
 		"LimiterWindowSlides":                     testLimiterWindowSlides,
 		"LimiterConcurrentCallsAllowExactly":      testLimiterConcurrentCallsAllowExactly,
 	} {
-		t.Run(b.Name+"/"+name, func(t *testing.T) {
-			prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
-			t.Cleanup(func() { Cleanup(b.Client, prefix) })
-			fn(t, b, store.NewRedis(b.Client, store.WithPrefix(prefix)))
-		})
+		// Every test twice: with a round trip per command, and with the commands of
+		// concurrent calls auto-pipelined, as the service runs by default.
+		for _, mode := range []struct {
+			name string
+			opts []store.Option
+		}{{"plain", nil}, {"autopipelined", []store.Option{store.WithAutoPipeline()}}} {
+			t.Run(b.Name+"/"+mode.name+"/"+name, func(t *testing.T) {
+				prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+				t.Cleanup(func() { Cleanup(b.Client, prefix) })
+				fn(t, b, store.NewRedis(b.Client, append([]store.Option{store.WithPrefix(prefix)}, mode.opts...)...))
+			})
+		}
 	}
 }
 
