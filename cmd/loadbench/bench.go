@@ -552,25 +552,27 @@ func (b *bench) memoryMode(ctx context.Context) error {
 		return fmt.Errorf("storing sessions: %d errors (%s)", res.failed(), res.errorSummary())
 	}
 	used1 := usedMemory(ctx, b.rdb)
-	// Every key a session has: its hash and its live-events stream (internal/live), each
-	// counted whole (SAMPLES 0).
-	var keyBytes, streamBytes, dataBytes int64
-	sampleN := min(n, 500)
-	for i := 0; i < sampleN; i++ {
-		key := bridgePrefix + "{" + b.runID + "-m" + strconv.Itoa(i) + "}"
-		keyBytes += b.rdb.MemoryUsage(ctx, key, 0).Val()
-		streamBytes += b.rdb.MemoryUsage(ctx, key+":events", 0).Val()
-		dataBytes += b.rdb.HStrLen(ctx, key, "d").Val()
+	// Every key a session has (all carry its hash tag): MEMORY USAGE of each, counted whole
+	// (SAMPLES 0), over all the sessions stored.
+	var keyBytes, dataBytes, keys int64
+	iter := b.rdb.Scan(ctx, 0, bridgePrefix+"{"+b.runID+"-m*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keyBytes += b.rdb.MemoryUsage(ctx, iter.Val(), 0).Val()
+		keys++
+		if strings.HasSuffix(iter.Val(), "}") {
+			dataBytes += b.rdb.HStrLen(ctx, iter.Val(), "d").Val()
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
 	}
 	idx := bridgePrefix + "index"
 	idxBytes := b.rdb.MemoryUsage(ctx, idx, 0).Val()
 	idxCard := b.rdb.ZCard(ctx, idx).Val()
-	perHash := float64(keyBytes) / float64(sampleN)
-	perStream := float64(streamBytes) / float64(sampleN)
-	perKey := perHash + perStream
+	perKey := float64(keyBytes) / float64(n)
 	perIdx := float64(idxBytes) / float64(max(idxCard, 1))
-	fmt.Fprintf(b.w, "stored %d sessions (status sent, 2 events); MEMORY USAGE over %d sessions: hash %.0f B (JSON document %.0f B), live-events stream %.0f B\n",
-		n, sampleN, perHash, float64(dataBytes)/float64(sampleN), perStream)
+	fmt.Fprintf(b.w, "stored %d sessions (status sent, 2 events) in %d keys; MEMORY USAGE of their keys: %.0f B per session (JSON document %.0f B)\n",
+		n, keys, perKey, float64(dataBytes)/float64(n))
 	fmt.Fprintf(b.w, "index %s: %d B for %d entries = %.0f B per session\n", idx, idxBytes, idxCard, perIdx)
 	fmt.Fprintf(b.w, "per session: %.0f B (target ≤ 1024 B: %s); INFO used_memory grew %.0f B per session\n",
 		perKey+perIdx, verdict(perKey+perIdx <= 1024), float64(used1-used0)/float64(n))

@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	storeOpts = append(storeOpts, o.storeOpts...)
 	rs := store.NewRedis(backend.Client, storeOpts...)
-	hub := live.NewHub(backend.Client, rs.Prefix(), cfg.Session.SessionTTL,
+	hub := live.NewHub(backend.Client, rs.Prefix(), rs.Get,
 		func(s *callsession.Session) any { return httpapi.View(s) }, log)
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),

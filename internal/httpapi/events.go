@@ -16,11 +16,11 @@ import (
 
 // EventSource is where a session's changes are read and waited for (live.Hub).
 type EventSource interface {
-	// Subscribe delivers ref's events after the stream ID after, then each new one.
+	// Subscribe delivers ref's state if newer than the event ID after, then each newer one.
 	Subscribe(ctx context.Context, ref, after string) (<-chan live.Event, error)
-	// Event returns one event of ref's stream, ok=false when the stream no longer holds it.
+	// Event returns ref's state if its ID is id, ok=false when the session has moved on.
 	Event(ctx context.Context, ref, id string) (ev live.Event, ok bool, err error)
-	// Latest is the ID of ref's newest event, "" when none.
+	// Latest is the ID of ref's state, "" when there is no session.
 	Latest(ctx context.Context, ref string) (string, error)
 }
 
@@ -28,8 +28,9 @@ type EventSource interface {
 const DefaultHeartbeat = 15 * time.Second
 
 // sessionEvents streams a session as Server-Sent Events: its state now, then one
-// `event: session` per change (id = the change's stream ID, so Last-Event-ID resumes without
-// gaps or repeats), a heartbeat comment when idle, and the end after a final status.
+// `event: session` per change (id = `<created ms>-<version>` of the state sent, so a
+// Last-Event-ID resumes with the state not yet seen, never one seen), a heartbeat comment
+// when idle, and the end after a final status.
 //
 // Expiry and a pending start that never finished are written by whoever reads the session
 // next (Service.Get settles them), not when their time comes: so when that time comes the
@@ -149,8 +150,8 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		}
 		if cur.Status.Final() {
 			// Final, yet its change has not come. Usually it is on its way (this very read may
-			// have written it): give it a heartbeat's time. Still not there, the hub dropped
-			// it (its queue full, or its write failed): the session as read, without an ID
+			// have written it): give it a heartbeat's time. Still not there, its notice was
+			// lost (the hub's queue full, or its PUBLISH failed): the session as read, without an ID
 			// (the viewer's Last-Event-ID stays at the last change it had), and the end.
 			if finalRead.IsZero() {
 				finalRead = time.Now()
@@ -217,7 +218,7 @@ func sessionOf(data []byte) *callsession.Session {
 	return &sess
 }
 
-// eventsFailure maps an error of the event source: a Last-Event-ID that is no stream ID is
+// eventsFailure maps an error of the event source: a Last-Event-ID that is no event ID is
 // the viewer's mistake, anything else is Redis.
 func eventsFailure(err error) error {
 	if errors.Is(err, live.ErrBadEventID) {

@@ -1,100 +1,99 @@
-// Package live carries session changes to agent desktops on every replica. Each change is
-// appended to a Redis Stream of its session (`<prefix>{<ref>}:events`, on the session's
-// cluster slot, capped and expiring with the session), and a notice naming the sessions of
-// each written batch is published on one Pub/Sub channel. Each replica holds a single
-// subscription to that channel and wakes its local viewers of the sessions named, who read
-// their streams from where they are: so a reconnecting viewer (Last-Event-ID) misses nothing
-// and sees nothing twice.
+// Package live carries session changes to agent desktops on every replica. A change is
+// announced on one Pub/Sub channel (one notice per batch of changes written, naming their
+// sessions); each replica holds a single subscription to it and wakes its local viewers of
+// the sessions named, who read the session as stored and send it if it is newer than what
+// they sent last. An event is the session itself, labelled `<created ms>-<version>` (the
+// store's compare-and-set version): so a reconnecting viewer (Last-Event-ID) gets the state
+// it has not seen, never one it has, and nothing is kept per change. A session's own event
+// history carries every change, so the newest state shows all of them; two changes that
+// land before a viewer reads come as one event.
+//
+// (Each change used to be appended to a Redis Stream of its session: a stream's first node is
+// preallocated, 4.7 KB per session, five times the session itself, and creating one cost
+// Redis 15 µs per start. docs/performance.md.)
 package live
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	// encoding/json's drop-in, as in the store: every change is encoded here once.
+	// encoding/json's drop-in, as in the store.
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
 
-// Event is one change of a session: its stream ID and the session JSON.
+// Event is one state of a session: its ID (`<created ms>-<version>`) and the session JSON.
 type Event struct {
 	ID   string
 	Data []byte
 }
 
-// Hub publishes changes and fans them out to local viewers.
+// Reader reads a session as stored (callsession.ErrNotFound when there is none), with its
+// Version: the store's Get, which never writes.
+type Reader func(ctx context.Context, ref string) (*callsession.Session, error)
+
+// Hub announces changes and wakes local viewers.
 type Hub struct {
 	c      redis.UniversalClient
 	prefix string
-	ttl    time.Duration
+	read   Reader
 	log    *slog.Logger
 	view   func(*callsession.Session) any
 
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{}
 
-	// changes queue what Publish was given for the writer goroutine, which sends them in
-	// pipelined batches: the call path never waits on the live view.
-	changes chan change
+	// changes queue the references Publish was given for the writer goroutine, which
+	// announces them in batches: the call path never waits on the live view.
+	changes chan string
 }
 
-type change struct {
-	ref  string
-	data []byte
-}
-
-// queueLength bounds the changes waiting to be written; beyond it a change is dropped (and
-// logged): a screen a moment stale is better than a call held up.
+// queueLength bounds the changes waiting to be announced; beyond it a change is dropped (and
+// logged): a screen a moment stale is better than a call held up. A viewer whose notice was
+// dropped still gets the state at its stream's next heartbeat (internal/httpapi).
 const queueLength = 8192
 
 // noticeSep separates the references of one notice; a reference never holds a newline
 // (callsession.ValidReferenceID).
 const noticeSep = '\n'
 
-// streamLength caps each session's stream: a session has a few dozen changes at most.
-const streamLength = 200
-
-// NewHub returns a hub on c. Streams live for ttl (the session TTL); view is the JSON form
-// of a session that viewers receive.
-func NewHub(c redis.UniversalClient, prefix string, ttl time.Duration, view func(*callsession.Session) any, log *slog.Logger) *Hub {
+// NewHub returns a hub on c; read gives the stored session, and view is the JSON form of a
+// session that viewers receive.
+func NewHub(c redis.UniversalClient, prefix string, read Reader, view func(*callsession.Session) any, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{c: c, prefix: prefix, ttl: ttl, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{},
-		changes: make(chan change, queueLength)}
+	return &Hub{c: c, prefix: prefix, read: read, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{},
+		changes: make(chan string, queueLength)}
 }
 
-func (h *Hub) streamKey(ref string) string { return h.prefix + "{" + ref + "}:events" }
-func (h *Hub) channel() string             { return h.prefix + "live" }
+func (h *Hub) channel() string { return h.prefix + "live" }
 
-// Publish implements callsession.Publisher: the change is queued, and Run's writer appends
-// it to the session's stream and announces it. Failures are logged, never returned: a late
-// screen must not fail a call.
+// Publish implements callsession.Publisher: the change (already stored) is queued, and Run's
+// writer announces it. Failures are logged, never returned: a late screen must not fail a
+// call.
 func (h *Hub) Publish(ctx context.Context, s *callsession.Session) {
-	data, err := json.Marshal(h.view(s))
-	if err != nil {
-		h.log.ErrorContext(ctx, "live: encoding a session", "err", err)
-		return
-	}
 	select {
-	case h.changes <- change{ref: s.ReferenceID, data: data}:
+	case h.changes <- s.ReferenceID:
 	default:
 		h.log.WarnContext(ctx, "live: too many changes queued, one dropped", "reference_id", s.ReferenceID)
 	}
 }
 
-// maxBatch bounds one pipeline of the writer.
+// maxBatch bounds the references of one notice.
 const maxBatch = 256
 
-// write sends queued changes, in order, in pipelined batches, until ctx ends.
+// write announces queued changes, one notice per batch, until ctx ends.
 func (h *Hub) write(ctx context.Context) {
-	batch := make([]change, 0, maxBatch)
+	batch := make([]string, 0, maxBatch)
+	var notice strings.Builder
 	for {
 		select {
 		case <-ctx.Done():
@@ -103,39 +102,34 @@ func (h *Hub) write(ctx context.Context) {
 			defer cancel()
 			ctx = fctx
 			select {
-			case c := <-h.changes:
-				batch = append(batch[:0], c)
+			case ref := <-h.changes:
+				batch = append(batch[:0], ref)
 			default:
 				return
 			}
-		case c := <-h.changes:
-			batch = append(batch[:0], c)
+		case ref := <-h.changes:
+			batch = append(batch[:0], ref)
 		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case c := <-h.changes:
-				batch = append(batch, c)
+			case ref := <-h.changes:
+				batch = append(batch, ref)
 			default:
 				break fill
 			}
 		}
-		pipe := h.c.Pipeline()
-		var notice strings.Builder
-		for i, c := range batch {
-			key := h.streamKey(c.ref)
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: streamLength, Approx: true, Values: []any{"d", c.data}})
-			pipe.PExpire(ctx, key, h.ttl)
+		// One notice for the whole batch: on a cluster every PUBLISH is relayed to every
+		// node, and each notice is a message every replica reads.
+		notice.Reset()
+		for i, ref := range batch {
 			if i > 0 {
 				notice.WriteByte(noticeSep)
 			}
-			notice.WriteString(c.ref)
+			notice.WriteString(ref)
 		}
-		// One notice for the whole batch, after its appends: on a cluster every PUBLISH is
-		// relayed to every node, and each notice is a message every replica reads.
-		pipe.Publish(ctx, h.channel(), notice.String())
-		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
-			h.log.Warn("live: publishing changes", "changes", len(batch), "err", err)
+		if err := h.c.Publish(ctx, h.channel(), notice.String()).Err(); err != nil && ctx.Err() == nil {
+			h.log.Warn("live: announcing changes", "changes", len(batch), "err", err)
 		}
 	}
 }
@@ -163,7 +157,7 @@ func (h *Hub) Run(ctx context.Context) {
 			continue
 		}
 		// Viewers may have missed notices while the subscription was down: wake them all,
-		// they re-read their streams.
+		// they re-read their sessions.
 		h.wakeAll()
 		// go-redis reconnects a dropped subscription by itself and says so only with a new
 		// subscription confirmation (Channel hides those): each one means notices may have
@@ -194,16 +188,16 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// retryRead is how soon a viewer re-reads its stream after a failed read, should no notice
+// retryRead is how soon a viewer re-reads its session after a failed read, should no notice
 // come first.
 const retryRead = time.Second
 
-// Subscribe returns ref's events after the stream ID after ("": from the stream's start),
-// then each one written later, through any replica, until ctx ends (the channel is then
-// closed). Every read starts after the last event delivered, so nothing comes twice and
-// nothing is skipped, whether notices are lost or Redis drops meanwhile. The first read's
-// error is returned (ErrBadEventID when after is not a stream ID); later ones are logged
-// and retried.
+// Subscribe returns ref's state if it is newer than the event ID after ("": whatever it is),
+// then each newer state, through any replica, until ctx ends (the channel is then closed).
+// Every read compares with the last event delivered, so no state comes twice and the newest
+// always comes, whether notices are lost or Redis drops meanwhile. The first read's error
+// is returned (ErrBadEventID when after is not an event ID); later ones are logged and
+// retried.
 func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, error) {
 	if after != "" && !validID(after) {
 		return nil, ErrBadEventID
@@ -291,56 +285,78 @@ func (h *Hub) wakeAll() {
 	}
 }
 
-// ErrBadEventID is Since's answer to a Last-Event-ID that is not a stream ID.
+// ErrBadEventID is Since's answer to a Last-Event-ID that is not an event ID.
 var ErrBadEventID = errors.New("not an event id")
 
-// Since returns ref's events after the stream ID after ("" for all), oldest first.
-func (h *Hub) Since(ctx context.Context, ref, after string) ([]Event, error) {
-	start := "-"
-	if after != "" {
-		if !validID(after) {
-			return nil, ErrBadEventID
-		}
-		start = "(" + after
-	}
-	msgs, err := h.c.XRange(ctx, h.streamKey(ref), start, "+").Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, toEvent(m))
-	}
-	return out, nil
+// eventID labels a stored state: the session's creation (a reference used again after its
+// session expired starts over at version 1) and its version.
+func eventID(s *callsession.Session) string {
+	return strconv.FormatInt(s.CreatedAt.UnixMilli(), 10) + "-" + strconv.FormatInt(s.Version, 10)
 }
 
-// Event returns ref's event id; ok is false when the stream no longer holds it.
+// newer reports whether the state labelled id comes after the event after: the same session
+// at a higher version, or another session under the reference (or an ID of the streams the
+// hub used to keep) whatever its version.
+func newer(id, after string) bool {
+	created, version, _ := strings.Cut(id, "-")
+	afterCreated, afterVersion, _ := strings.Cut(after, "-")
+	if created != afterCreated {
+		return true
+	}
+	v, _ := strconv.ParseInt(version, 10, 64)
+	av, _ := strconv.ParseInt(afterVersion, 10, 64)
+	return v > av
+}
+
+// current is ref's stored state as an event; ok is false when there is no session.
+func (h *Hub) current(ctx context.Context, ref string) (ev Event, ok bool, err error) {
+	s, err := h.read(ctx, ref)
+	if errors.Is(err, callsession.ErrNotFound) {
+		return Event{}, false, nil
+	}
+	if err != nil {
+		return Event{}, false, err
+	}
+	data, err := json.Marshal(h.view(s))
+	if err != nil {
+		return Event{}, false, err
+	}
+	return Event{ID: eventID(s), Data: data}, true, nil
+}
+
+// Since returns ref's state if it is newer than the event ID after ("": whatever it is):
+// one event or none.
+func (h *Hub) Since(ctx context.Context, ref, after string) ([]Event, error) {
+	if after != "" && !validID(after) {
+		return nil, ErrBadEventID
+	}
+	ev, ok, err := h.current(ctx, ref)
+	if err != nil || !ok || (after != "" && !newer(ev.ID, after)) {
+		return nil, err
+	}
+	return []Event{ev}, nil
+}
+
+// Event returns ref's state if its ID is id; ok is false when the session has moved on (or
+// is gone).
 func (h *Hub) Event(ctx context.Context, ref, id string) (ev Event, ok bool, err error) {
 	if !validID(id) {
 		return Event{}, false, ErrBadEventID
 	}
-	msgs, err := h.c.XRange(ctx, h.streamKey(ref), id, id).Result()
-	if err != nil || len(msgs) == 0 {
+	ev, ok, err = h.current(ctx, ref)
+	if err != nil || !ok || ev.ID != id {
 		return Event{}, false, err
 	}
-	return toEvent(msgs[0]), true, nil
+	return ev, true, nil
 }
 
-func toEvent(m redis.XMessage) Event {
-	d, _ := m.Values["d"].(string)
-	return Event{ID: m.ID, Data: []byte(d)}
-}
-
-// Latest is the ID of ref's newest event, "" when it has none.
+// Latest is the ID of ref's stored state, "" when there is no session.
 func (h *Hub) Latest(ctx context.Context, ref string) (string, error) {
-	msgs, err := h.c.XRevRangeN(ctx, h.streamKey(ref), "+", "-", 1).Result()
-	if err != nil || len(msgs) == 0 {
-		return "", err
-	}
-	return msgs[0].ID, nil
+	ev, _, err := h.current(ctx, ref)
+	return ev.ID, err
 }
 
-// validID reports whether s is a stream ID: "<ms>-<seq>".
+// validID reports whether s is an event ID: "<digits>-<digits>".
 func validID(s string) bool {
 	dash := false
 	if s == "" || len(s) > 41 {
