@@ -72,6 +72,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 	default:
 		log.Info("using Redis", "url", redactURL(cfg.RedisURL))
 	}
+	if cfg.RedisAutoPipeline && !a.Store.AutoPipelined() {
+		log.Warn("REDIS_AUTOPIPELINE: the Redis client refused an auto-pipeliner; every command takes a pooled connection")
+	}
 	enabled := cfg.EnabledProviders()
 	if len(enabled) == 0 {
 		log.Warn("no provider has credentials: every start will answer provider_unavailable")

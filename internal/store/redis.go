@@ -32,9 +32,8 @@ const DefaultPrefix = "ivr:"
 // limit's events in its current window (see Allow).
 type Redis struct {
 	c redis.UniversalClient
-	// cmd runs every single command and script: c, or with WithAutoPipeline c's blocking
-	// auto-pipeliner. Pipelines, WAIT and cluster routing stay on c.
-	cmd    redis.Cmdable
+	// ap, with WithAutoPipeline, sends the commands of a call's path (see call); nil: c.
+	ap     *redis.AutoPipeliner
 	prefix string
 	// waitReplicas > 0: a session write is acknowledged only once that many replicas have
 	// it (WAIT), so a failover cannot lose it; 0 trusts asynchronous replication.
@@ -56,25 +55,62 @@ func WithWaitReplicas(n int, timeout time.Duration) Option {
 	return func(r *Redis) { r.waitReplicas, r.waitTimeout = n, timeout }
 }
 
-// WithAutoPipeline sends the store's single commands and scripts through go-redis' blocking
-// auto-pipeliner: each call still waits for its own answer, but the calls of concurrent
-// requests share one write and one read instead of a pooled connection and a round trip
-// each. Under load that is most of the store's system calls and of Redis' own CPU per
-// command (docs/performance.md); a lone request still goes out at once. The pipeliner is
-// closed with the client.
+// WithAutoPipeline sends the commands and scripts of a call's path (create, read,
+// compare-and-set, limits, dedup) through go-redis' auto-pipeliner: the commands of
+// concurrent requests share one write and one read instead of a pooled connection and a
+// round trip each. Under load that is most of the store's system calls and of Redis' own
+// CPU per command (docs/performance.md); a lone request still goes out at once. Each caller
+// still waits for its own answer, and no longer than its context allows (see call). The
+// pipeliner is closed with the client; AutoPipelined says whether it is in use.
 func WithAutoPipeline() Option {
 	return func(r *Redis) {
 		// An error means a closed client or an invalid configuration of the client's own
 		// AutoPipelineOptions: the plain client then answers, as without this option.
-		if ap, err := r.c.AutoPipeline(); err == nil {
-			r.cmd = ap
+		if ap, err := r.c.AsyncAutoPipeline(); err == nil {
+			r.ap = ap
 		}
 	}
 }
 
+// AutoPipelined reports whether commands go through the auto-pipeliner.
+func (r *Redis) AutoPipelined() bool { return r.ap != nil }
+
+// call runs the command build makes and waits for its answer, at most until ctx ends. The
+// auto-pipeliner runs a queued command on its own context, so the wait is bounded here:
+// past ctx the command may still run (as a plain client's may, once written), but the
+// caller has its answer, and must then not read cmd, which the batch may still fill in.
+func call[C redis.Cmder](ctx context.Context, r *Redis, build func(redis.Cmdable) C) (C, error) {
+	if r.ap == nil {
+		cmd := build(r.c)
+		return cmd, cmd.Err()
+	}
+	cmd := build(r.c.Pipeline()) // a pipeline never run: it only builds the command
+	if err := ctx.Err(); err != nil {
+		return cmd, err
+	}
+	return cmd, r.ap.Submit(ctx, cmd).WaitContext(ctx)
+}
+
+// runScript runs script by its SHA through call; a server that does not know it (restarted
+// or flushed) gets it whole on the plain client, which loads it.
+func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.Cmd { return script.EvalSha(ctx, c, keys, args...) })
+	switch {
+	case err == nil:
+	case redis.HasErrorPrefix(err, "NOSCRIPT"):
+		return script.Eval(ctx, r.c, keys, args...)
+	default:
+		// A fresh command for the error: the one sent may still be filled in by its batch.
+		failed := redis.NewCmd(ctx)
+		failed.SetErr(err)
+		return failed
+	}
+	return cmd
+}
+
 // NewRedis returns the store over c.
 func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
-	r := &Redis{c: c, cmd: c, prefix: DefaultPrefix}
+	r := &Redis{c: c, prefix: DefaultPrefix}
 	for _, o := range opts {
 		o(r)
 	}
@@ -195,10 +231,11 @@ func decode(v any) (*callsession.Session, error) {
 
 // read returns the session and its version.
 func (r *Redis) read(ctx context.Context, ref string) (*callsession.Session, string, error) {
-	vals, err := r.cmd.HMGet(ctx, r.SessionKey(ref), "v", "d").Result()
+	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.SliceCmd { return c.HMGet(ctx, r.SessionKey(ref), "v", "d") })
 	if err != nil {
 		return nil, "", storageErr("get", err)
 	}
+	vals := cmd.Val()
 	if vals[0] == nil || vals[1] == nil {
 		return nil, "", callsession.ErrNotFound
 	}
@@ -269,7 +306,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 	if _, cluster := r.c.(*redis.ClusterClient); !cluster {
 		keys := []string{r.SessionKey(ref), indexKeys[0]}
 		args := append([]any{data, ttl.Milliseconds()}, indexArgs...)
-		return createIndexedScript.Run(ctx, r.cmd, keys, args...).Slice()
+		return r.runScript(ctx, createIndexedScript, keys, args...).Slice()
 	}
 	pipe := r.c.Pipeline()
 	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
@@ -282,7 +319,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 	if redis.HasErrorPrefix(idxErr, "NOSCRIPT") {
 		// The create ran; only the index's node lacked its script (a cluster's nodes learn
 		// scripts one by one): index now, loading it. Never redo the create.
-		idxErr = indexScript.Run(ctx, r.cmd, indexKeys, indexArgs...).Err()
+		idxErr = r.runScript(ctx, indexScript, indexKeys, indexArgs...).Err()
 	}
 	// The session is what a call needs; a failed index write only hides it from the list,
 	// so it fails the create only when the create itself failed.
@@ -298,7 +335,7 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 // failing over, on a cluster) only hides the session from the list, so only a failed create
 // fails the start.
 func (r *Redis) createSequential(ctx context.Context, ref string, indexKeys []string, indexArgs []any, data []byte, ttl time.Duration) ([]any, error) {
-	idxErr := indexScript.Run(ctx, r.cmd, indexKeys, indexArgs...).Err()
+	idxErr := r.runScript(ctx, indexScript, indexKeys, indexArgs...).Err()
 	res, err := r.durably(ctx, createScript, ref, data, ttl.Milliseconds()).Slice()
 	if err != nil && idxErr != nil {
 		err = errors.Join(idxErr, err)
@@ -313,7 +350,7 @@ func (r *Redis) createSequential(ctx context.Context, ref string, indexKeys []st
 func (r *Redis) durably(ctx context.Context, script *redis.Script, ref string, args ...any) *redis.Cmd {
 	keys := []string{r.SessionKey(ref)}
 	if r.waitReplicas <= 0 {
-		return script.Run(ctx, r.cmd, keys, args...)
+		return r.runScript(ctx, script, keys, args...)
 	}
 	var node redis.Cmdable = r.c
 	if cc, ok := r.c.(*redis.ClusterClient); ok {
@@ -373,10 +410,10 @@ func (r *Redis) UpdateKnown(ctx context.Context, known *callsession.Session, ttl
 
 // Delete implements callsession.Store.
 func (r *Redis) Delete(ctx context.Context, ref string) error {
-	if err := r.cmd.Del(ctx, r.SessionKey(ref)).Err(); err != nil {
+	if _, err := call(ctx, r, func(c redis.Cmdable) *redis.IntCmd { return c.Del(ctx, r.SessionKey(ref)) }); err != nil {
 		return storageErr("delete", err)
 	}
-	if err := r.cmd.ZRem(ctx, r.IndexKey(), ref).Err(); err != nil {
+	if _, err := call(ctx, r, func(c redis.Cmdable) *redis.IntCmd { return c.ZRem(ctx, r.IndexKey(), ref) }); err != nil {
 		return storageErr("delete", err)
 	}
 	return nil
@@ -384,7 +421,7 @@ func (r *Redis) Delete(ctx context.Context, ref string) error {
 
 // Ping implements callsession.Store.
 func (r *Redis) Ping(ctx context.Context) error {
-	if err := r.cmd.Ping(ctx).Err(); err != nil {
+	if err := r.c.Ping(ctx).Err(); err != nil {
 		return storageErr("ping", err)
 	}
 	return nil
@@ -442,7 +479,7 @@ func (r *Redis) List(ctx context.Context, q callsession.ListQuery) (callsession.
 	scanned, offset := 0, int64(0)
 	batch := int64(limit + 20)
 	for scanned < listScanLimit {
-		entries, err := r.cmd.ZRevRangeByScoreWithScores(ctx, r.IndexKey(), &redis.ZRangeBy{
+		entries, err := r.c.ZRevRangeByScoreWithScores(ctx, r.IndexKey(), &redis.ZRangeBy{
 			Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
 		if err != nil {
 			return callsession.ListPage{}, storageErr("list", err)
@@ -519,7 +556,7 @@ func (r *Redis) getMany(ctx context.Context, refs []string) ([]*callsession.Sess
 		}
 	}
 	if len(gone) > 0 {
-		_ = r.cmd.ZRem(ctx, r.IndexKey(), gone...).Err() // lazily; the next List retries
+		_ = r.c.ZRem(ctx, r.IndexKey(), gone...).Err() // lazily; the next List retries
 	}
 	return out, nil
 }
@@ -552,7 +589,7 @@ func (r *Redis) Allow(ctx context.Context, key string, limit int, window time.Du
 		return true, 0, nil
 	}
 	windowMS := max((window+time.Millisecond-1)/time.Millisecond, 1)
-	res, err := limitScript.Run(ctx, r.cmd, []string{r.prefix + "limit:" + key}, limit, int64(windowMS), crand.Text()).Int64Slice()
+	res, err := r.runScript(ctx, limitScript, []string{r.prefix + "limit:" + key}, limit, int64(windowMS), crand.Text()).Int64Slice()
 	if err != nil {
 		return false, 0, storageErr("limit", err)
 	}
@@ -572,16 +609,16 @@ func (r *Redis) seenKey(key string) string { return r.prefix + "seen:" + key }
 
 // Seen implements callsession.Deduper.
 func (r *Redis) Seen(ctx context.Context, key string) (bool, error) {
-	n, err := r.cmd.Exists(ctx, r.seenKey(key)).Result()
+	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.IntCmd { return c.Exists(ctx, r.seenKey(key)) })
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
-	return n == 1, nil
+	return cmd.Val() == 1, nil
 }
 
 // Forget implements callsession.Deduper.
 func (r *Redis) Forget(ctx context.Context, key string) error {
-	if err := r.cmd.Del(ctx, r.seenKey(key)).Err(); err != nil {
+	if _, err := call(ctx, r, func(c redis.Cmdable) *redis.IntCmd { return c.Del(ctx, r.seenKey(key)) }); err != nil {
 		return storageErr("dedup", err)
 	}
 	return nil
@@ -589,9 +626,9 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 
 // FirstSeen implements callsession.Deduper.
 func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := r.cmd.SetNX(ctx, r.seenKey(key), 1, ttl).Result()
+	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.BoolCmd { return c.SetNX(ctx, r.seenKey(key), 1, ttl) })
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
-	return ok, nil
+	return cmd.Val(), nil
 }

@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
+	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
+)
+
+// silentRedis accepts connections and reads what it is sent, but never answers: a Redis
+// that hangs. stop closes it and every connection, so what waits on it fails at once.
+func silentRedis(t *testing.T) (addr string, stop func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	return l.Addr().String(), func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// The auto-pipeliner runs a queued command on its own context: the store bounds each
+// caller's wait by the caller's context, so a hung Redis answers a call when its deadline
+// says, not after the client's read timeouts and retries (seconds).
+func TestAutoPipelinedCallsEndWithTheirContext(t *testing.T) {
+	addr, stop := silentRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 10 * time.Second, MaxRetries: 1})
+	t.Cleanup(func() {
+		stop() // first: what the pipeliner still has in flight then fails, and Close is quick
+		c.Close()
+	})
+	r := store.NewRedis(c, store.WithAutoPipeline())
+	if !r.AutoPipelined() {
+		t.Fatal("WithAutoPipeline did not take")
+	}
+	sess := storetest.Session("CAhung", time.Now())
+	for name, op := range map[string]func(context.Context) error{
+		"get": func(ctx context.Context) error { _, err := r.Get(ctx, "CAhung"); return err },
+		"create": func(ctx context.Context) error {
+			_, _, err := r.Create(ctx, sess, time.Hour)
+			return err
+		},
+		"allow": func(ctx context.Context) error { _, _, err := r.Allow(ctx, "k", 5, time.Minute); return err },
+		"seen":  func(ctx context.Context) error { _, err := r.Seen(ctx, "k"); return err },
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- op(ctx) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, callsession.ErrStorage) {
+				t.Errorf("%s: %v, want a storage error for the deadline", name, err)
+			}
+		case <-time.After(5 * time.Second): // the client's own timeouts would take 10 s and more
+			t.Errorf("%s: still waiting 5 s after its 100 ms deadline", name)
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Get(ctx, "CAhung"); !errors.Is(err, context.Canceled) {
+		t.Errorf("get with a context already done: %v", err)
+	}
+}
+
+// A Redis that lost its scripts (restarted, SCRIPT FLUSH) gets them again, auto-pipelined
+// or not: every script of a call's path runs after a flush. Miniredis, and the real Redis
+// at REDIS_URL.
+func TestScriptsAfterAFlush(t *testing.T) {
+	mr := miniredis.RunT(t)
+	clients := map[string]redis.UniversalClient{"miniredis": redis.NewClient(&redis.Options{Addr: mr.Addr()})}
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		b, err := store.Open(context.Background(), store.Options{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients["redis"] = b.Client
+	}
+	for name, c := range clients {
+		t.Cleanup(func() { c.Close() })
+		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				ctx := context.Background()
+				prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+				t.Cleanup(func() { storetest.Cleanup(c, prefix) })
+				r := store.NewRedis(c, append([]store.Option{store.WithPrefix(prefix)}, opts...)...)
+				if err := c.ScriptFlush(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if _, created, err := r.Create(ctx, storetest.Session("CAflush", time.Now()), time.Hour); err != nil || !created {
+					t.Fatalf("create after a flush: %v, %v", created, err)
+				}
+				c.ScriptFlush(ctx)
+				if _, err := r.Update(ctx, "CAflush", time.Hour, func(s *callsession.Session) error {
+					s.Attempts++
+					return nil
+				}); err != nil {
+					t.Fatalf("update after a flush: %v", err)
+				}
+				c.ScriptFlush(ctx)
+				if ok, _, err := r.Allow(ctx, "flush", 1, time.Minute); err != nil || !ok {
+					t.Fatalf("limit after a flush: %v, %v", ok, err)
+				}
+				if got, err := r.Get(ctx, "CAflush"); err != nil || got.Attempts != 1 {
+					t.Fatalf("get: %+v, %v", got, err)
+				}
+			})
+		}
+	}
+}
