@@ -14,23 +14,20 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/live"
 )
 
-// EventSource is where a session's changes are read and waited for (live.Hub).
+// EventSource is where a session's changes are waited for (live.Hub).
 type EventSource interface {
 	// Subscribe delivers ref's state if newer than the event ID after, then each newer one.
 	Subscribe(ctx context.Context, ref, after string) (<-chan live.Event, error)
-	// Event returns ref's state if its ID is id, ok=false when the session has moved on.
-	Event(ctx context.Context, ref, id string) (ev live.Event, ok bool, err error)
-	// Latest is the ID of ref's state, "" when there is no session.
-	Latest(ctx context.Context, ref string) (string, error)
 }
 
 // DefaultHeartbeat is how often an idle stream gets a comment, so proxies keep it open.
 const DefaultHeartbeat = 15 * time.Second
 
 // sessionEvents streams a session as Server-Sent Events: its state now, then one
-// `event: session` per change (id = `<created ms>-<version>` of the state sent, so a
-// Last-Event-ID resumes with the state not yet seen, never one seen), a heartbeat comment
-// when idle, and the end after a final status.
+// `event: session` per change (id = `<created ms>-<version>` of the state sent, live.EventID;
+// a Last-Event-ID resumes with the state now if the viewer has not seen it, never one it
+// has), a heartbeat comment when idle, and the end after a final status. Each heartbeat reads
+// the session too, so a change whose notice was lost still shows.
 //
 // Expiry and a pending start that never finished are written by whoever reads the session
 // next (Service.Get settles them), not when their time comes: so when that time comes the
@@ -48,45 +45,23 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header
 	}
 
-	var sess *callsession.Session
-	var first []live.Event
-	if last == "" {
-		// The current state, labelled with the newest change it includes (read before the
-		// session, so the state is at least that new; a change in between comes again,
-		// under its own ID).
-		id, err := s.deps.Events.Latest(ctx, ref)
-		if err != nil {
-			return storageFailure(err)
-		}
-		sess, err = s.deps.Service.Get(ctx, ref)
-		if err != nil {
-			return err
-		}
-		data, err := json.Marshal(View(sess))
-		if err != nil {
-			return err
-		}
-		first, last = []live.Event{{ID: id, Data: data}}, id
-	} else {
-		var err error
-		sess, err = s.deps.Service.Get(ctx, ref)
-		if err != nil {
-			return err
-		}
-		if sess.Status.Final() {
-			// A browser's EventSource reconnects whenever a stream ends, even after the final
-			// status. When that status is what the viewer saw last, nothing more will ever
-			// come: 204 is the answer that tells EventSource to stop reconnecting.
-			ev, ok, err := s.deps.Events.Event(ctx, ref, last)
-			if err != nil {
-				return eventsFailure(err)
-			}
-			if ok && sessionOf(ev.Data).Status.Final() {
-				return c.NoContent(http.StatusNoContent)
-			}
-		}
+	if last != "" && !live.Newer(last, "") {
+		return invalid("Last-Event-ID is not an event ID of this stream")
 	}
-	events, err := s.deps.Events.Subscribe(ctx, ref, last)
+	// The state now (Get writes first what time has decided), under its own ID.
+	sess, err := s.deps.Service.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	now := live.EventID(sess)
+	if now == last && sess.Status.Final() {
+		// A browser's EventSource reconnects whenever a stream ends, even after the final
+		// status. When that status is what the viewer saw last, nothing more will ever
+		// come: 204 is the answer that tells EventSource to stop reconnecting.
+		return c.NoContent(http.StatusNoContent)
+	}
+	// The hub brings every state after this one; the heartbeat's read may bring one too.
+	events, err := s.deps.Events.Subscribe(ctx, ref, now)
 	if err != nil {
 		return eventsFailure(err)
 	}
@@ -96,21 +71,28 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	w.Flush() // the headers, at once: the viewer knows the stream is open
+	// send writes a state the viewer has not seen, newer than the last it has (last), and
+	// returns it; nil for one it has.
 	send := func(ev live.Event) *callsession.Session {
-		if ev.ID != "" {
-			fmt.Fprintf(w, "id: %s\n", ev.ID)
-		}
-		fmt.Fprintf(w, "event: session\ndata: %s\n\n", ev.Data)
-		w.Flush()
-		return sessionOf(ev.Data)
-	}
-	for _, ev := range first {
-		if send(ev).Status.Final() {
+		if last != "" && !live.Newer(ev.ID, last) {
 			return nil
 		}
+		fmt.Fprintf(w, "id: %s\nevent: session\ndata: %s\n\n", ev.ID, ev.Data)
+		w.Flush()
+		last = ev.ID
+		return sessionOf(ev.Data)
 	}
-	if len(first) == 0 {
-		w.Flush() // the headers, at once: the viewer knows the stream is open
+	// sendRead sends a state read from the store.
+	sendRead := func(cur *callsession.Session) *callsession.Session {
+		data, err := json.Marshal(View(cur))
+		if err != nil {
+			return nil
+		}
+		return send(live.Event{ID: live.EventID(cur), Data: data})
+	}
+	if shown := sendRead(sess); shown != nil && shown.Status.Final() {
+		return nil
 	}
 	heartbeat := s.deps.Heartbeat
 	if heartbeat <= 0 {
@@ -132,9 +114,10 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		}
 		settle.Reset(max(time.Until(due), 0))
 	}
-	// recheck reads the session as GET does, which writes what time has decided; ended is
-	// true when the stream has nothing more to wait for.
-	var finalRead time.Time // when a recheck first found the session final before its change came
+	// recheck reads the session as GET does, which writes what time has decided, and sends
+	// it if the viewer has not seen it (its change's notice may have been lost: the hub's
+	// queue full, or its PUBLISH failed); ended is true when the stream has nothing more to
+	// wait for.
 	recheck := func() (ended bool) {
 		cur, err := s.deps.Service.Get(ctx, ref)
 		if err != nil {
@@ -148,24 +131,10 @@ func (s *Server) sessionEvents(c echo.Context) error {
 			}
 			return false
 		}
+		sendRead(cur)
 		if cur.Status.Final() {
-			// Final, yet its change has not come. Usually it is on its way (this very read may
-			// have written it): give it a heartbeat's time. Still not there, its notice was
-			// lost (the hub's queue full, or its PUBLISH failed): the session as read, without an ID
-			// (the viewer's Last-Event-ID stays at the last change it had), and the end.
-			if finalRead.IsZero() {
-				finalRead = time.Now()
-			}
-			if time.Since(finalRead) < heartbeat {
-				settle.Stop()
-				return false
-			}
-			if data, err := json.Marshal(View(cur)); err == nil {
-				send(live.Event{Data: data})
-			}
 			return true
 		}
-		// A final status written now arrives on the stream, which then ends.
 		due = s.deps.Service.SettlesAt(cur)
 		if due.After(time.Now()) {
 			settle.Reset(time.Until(due))
@@ -190,8 +159,8 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		case <-tick.C:
 			fmt.Fprint(w, ": heartbeat\n\n")
 			w.Flush()
-			// One read per heartbeat: what is due gets settled, and a final status whose
-			// change never reached the stream still ends it.
+			// One read per heartbeat: what is due gets settled, and a change whose notice
+			// never came still shows (and a final one ends the stream).
 			if recheck() {
 				return nil
 			}
@@ -199,11 +168,12 @@ func (s *Server) sessionEvents(c echo.Context) error {
 			if !open {
 				return nil
 			}
-			shown := send(ev)
-			if shown.Status.Final() {
-				return nil
+			if shown := send(ev); shown != nil {
+				if shown.Status.Final() {
+					return nil
+				}
+				schedule(shown)
 			}
-			schedule(shown)
 		}
 	}
 }

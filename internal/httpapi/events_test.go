@@ -11,6 +11,7 @@ import (
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/live"
 )
 
 type sse struct {
@@ -97,8 +98,7 @@ func TestSessionEventStream(t *testing.T) {
 	if first.event != "session" || first.id == "" || !strings.Contains(first.data, `"status":"sent"`) || strings.Contains(first.data, "fingerprint") {
 		t.Fatalf("first event %+v", first)
 	}
-	// The changes come as events, each under an ID after the one before (two changes written
-	// before the viewer reads come as one: the newer state, whose history holds both), each
+	// Every change comes as an event of its own, each version after the one before, each
 	// code's answer shows, and the stream ends after "verified".
 	all := []sse{first}
 	for _, step := range []struct{ code, shows string }{
@@ -109,8 +109,8 @@ func TestSessionEventStream(t *testing.T) {
 		s.Do("POST", "/v1/sessions/"+ref+"/code", map[string]string{"code": step.code})
 		for shown := false; !shown; {
 			ev, open := next(t, events)
-			if !open || !idAfter(ev.id, all[len(all)-1].id) {
-				t.Fatalf("after code %q: %+v (open %v), want a state after %s", step.code, ev, open, all[len(all)-1].id)
+			if !open || !nextVersion(ev.id, all[len(all)-1].id) {
+				t.Fatalf("after code %q: %+v (open %v), want the change after %s", step.code, ev, open, all[len(all)-1].id)
 			}
 			all = append(all, ev)
 			shown = strings.Contains(ev.data, step.shows)
@@ -195,12 +195,13 @@ func TestSessionEventStreamHeartbeatAndAccess(t *testing.T) {
 	}
 }
 
-// idAfter compares event IDs "<created ms>-<version>" as numbers.
-func idAfter(a, b string) bool {
-	var am, as, bm, bs int64
-	fmt.Sscanf(a, "%d-%d", &am, &as)
-	fmt.Sscanf(b, "%d-%d", &bm, &bs)
-	return am > bm || am == bm && as > bs
+// nextVersion reports whether event ID a ("<created ms>-<version>") is the version after b's
+// of the same session.
+func nextVersion(a, b string) bool {
+	var am, av, bm, bv int64
+	fmt.Sscanf(a, "%d-%d", &am, &av)
+	fmt.Sscanf(b, "%d-%d", &bm, &bv)
+	return am == bm && av == bv+1
 }
 
 // A session that expires by time alone ends its stream with "expired", although nothing else
@@ -231,32 +232,44 @@ func TestSessionEventStreamEndsAtExpiry(t *testing.T) {
 		last = ev
 	}
 	if !strings.Contains(last.data, `"status":"expired"`) || !strings.Contains(last.data, `"type":"expired"`) || last.id == "" {
-		t.Fatalf("the stream ended after %+v, want the expired session under its stream ID", last)
+		t.Fatalf("the stream ended after %+v, want the expired session under its ID", last)
 	}
 	if r := s.Do("GET", "/v1/sessions/"+ref, nil); r.JSON(t)["status"] != "expired" {
 		t.Fatalf("GET after the stream ended: %s", r.Body)
 	}
 }
 
-// TestSessionEventStreamEndsWhenAFinalChangeIsLost: a final status whose live change never
-// reached the stream (written here straight to the store, as when the hub's queue is full or
-// its write fails) still ends the stream, within two heartbeats, with the session as read.
-func TestSessionEventStreamEndsWhenAFinalChangeIsLost(t *testing.T) {
+// TestSessionEventStreamShowsChangesWhoseNoticeIsLost: changes written straight to the store
+// (as when the hub's queue is full or its PUBLISH fails: no notice) still show, at the
+// stream's next heartbeat, under their IDs; a final one ends the stream, and a reconnect with
+// its ID gets 204.
+func TestSessionEventStreamShowsChangesWhoseNoticeIsLost(t *testing.T) {
 	s := apptest.New(t, nil)
 	ref := ref()
 	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
 		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}
 	_, events, _ := stream(t, s, ref, nil, "")
-	if first, _ := next(t, events); !strings.Contains(first.data, `"status":"sent"`) {
+	first, _ := next(t, events)
+	if !strings.Contains(first.data, `"status":"sent"`) {
 		t.Fatalf("first event %+v", first)
 	}
-	if _, err := s.App.Store.Update(context.Background(), ref, time.Hour, func(cur *callsession.Session) error {
-		cur.Status = callsession.StatusVerified
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	write := func(fn func(*callsession.Session)) *callsession.Session {
+		t.Helper()
+		out, err := s.App.Store.Update(context.Background(), ref, time.Hour, func(cur *callsession.Session) error {
+			fn(cur)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
+	counted := write(func(cur *callsession.Session) { cur.Attempts = 2 })
+	if ev, open := next(t, events); !open || ev.id != live.EventID(counted) || !strings.Contains(ev.data, `"attempts":2`) {
+		t.Fatalf("after an attempt counted without a notice: %+v, want %s", ev, live.EventID(counted))
+	}
+	verified := write(func(cur *callsession.Session) { cur.Status = callsession.StatusVerified })
 	var last sse
 	for {
 		ev, open := next(t, events)
@@ -265,7 +278,10 @@ func TestSessionEventStreamEndsWhenAFinalChangeIsLost(t *testing.T) {
 		}
 		last = ev
 	}
-	if !strings.Contains(last.data, `"status":"verified"`) || last.id != "" {
-		t.Fatalf("the stream ended after %+v, want the verified session without a stream ID", last)
+	if !strings.Contains(last.data, `"status":"verified"`) || last.id != live.EventID(verified) {
+		t.Fatalf("the stream ended after %+v, want the verified session under %s", last, live.EventID(verified))
+	}
+	if resp, _, _ := stream(t, s, ref, map[string]string{"Last-Event-ID": last.id}, ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("reconnecting after the final status: %d, want 204", resp.StatusCode)
 	}
 }

@@ -1,16 +1,16 @@
-// Package live carries session changes to agent desktops on every replica. A change is
-// announced on one Pub/Sub channel (one notice per batch of changes written, naming their
-// sessions); each replica holds a single subscription to it and wakes its local viewers of
-// the sessions named, who read the session as stored and send it if it is newer than what
-// they sent last. An event is the session itself, labelled `<created ms>-<version>` (the
-// store's compare-and-set version): so a reconnecting viewer (Last-Event-ID) gets the state
-// it has not seen, never one it has, and nothing is kept per change. A session's own event
-// history carries every change, so the newest state shows all of them; two changes that
-// land before a viewer reads come as one event.
+// Package live carries session changes to agent desktops on every replica. Each change, once
+// stored, is announced on one Pub/Sub channel with the session as viewers see it (one notice
+// per batch of changes written); each replica holds a single subscription to it and hands
+// every change to its local viewers of that session. An event is a state of the session,
+// labelled `<created ms>-<version>` (the store's compare-and-set version, EventID), so a
+// viewer sends only states newer than the last it sent. What a viewer cannot have heard
+// (it connects or reconnects with Last-Event-ID, its subscription was down, it fell behind)
+// it reads from the stored session: the newest state, whose event history holds every
+// change. Nothing is kept per change.
 //
-// (Each change used to be appended to a Redis Stream of its session: a stream's first node is
-// preallocated, 4.7 KB per session, five times the session itself, and creating one cost
-// Redis 15 µs per start. docs/performance.md.)
+// (Each change used to be appended to a Redis Stream of its session: a stream's first node
+// is preallocated, 4.7 KB per session, five times the session itself, and creating one cost
+// Redis about 15 µs per start; docs/performance.md.)
 package live
 
 import (
@@ -23,23 +23,46 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	// encoding/json's drop-in, as in the store.
+	// encoding/json's drop-in, as in the store: every change is encoded here once.
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
 
-// Event is one state of a session: its ID (`<created ms>-<version>`) and the session JSON.
+// Event is one state of a session: its ID (EventID) and the session JSON.
 type Event struct {
 	ID   string
 	Data []byte
 }
 
-// Reader reads a session as stored (callsession.ErrNotFound when there is none), with its
-// Version: the store's Get, which never writes.
+// EventID labels a stored state of s: its creation (a reference used again after its session
+// expired starts over at version 1) and its version.
+func EventID(s *callsession.Session) string {
+	return strconv.FormatInt(s.CreatedAt.UnixMilli(), 10) + "-" + strconv.FormatInt(s.Version, 10)
+}
+
+// Newer reports whether the state labelled id comes after the event after: the same session
+// at a higher version, or another session under the reference (or an ID of the streams live
+// events used to keep) whatever its version. Nothing is newer than an ID that is not one.
+func Newer(id, after string) bool {
+	if !validID(id) || !validID(after) {
+		return after == "" && validID(id)
+	}
+	created, version, _ := strings.Cut(id, "-")
+	afterCreated, afterVersion, _ := strings.Cut(after, "-")
+	if created != afterCreated {
+		return true
+	}
+	v, _ := strconv.ParseInt(version, 10, 64)
+	av, _ := strconv.ParseInt(afterVersion, 10, 64)
+	return v > av
+}
+
+// Reader reads a session as stored, with its Version (callsession.ErrNotFound when there is
+// none): the store's Get, which never writes.
 type Reader func(ctx context.Context, ref string) (*callsession.Session, error)
 
-// Hub announces changes and wakes local viewers.
+// Hub announces changes and hands them to local viewers.
 type Hub struct {
 	c      redis.UniversalClient
 	prefix string
@@ -48,21 +71,43 @@ type Hub struct {
 	view   func(*callsession.Session) any
 
 	mu       sync.Mutex
-	watchers map[string]map[chan struct{}]struct{}
+	watchers map[string]map[*watcher]struct{}
 
-	// changes queue the references Publish was given for the writer goroutine, which
-	// announces them in batches: the call path never waits on the live view.
-	changes chan string
+	// changes queue what Publish was given for the writer goroutine, which announces them
+	// in batches: the call path never waits on the live view.
+	changes chan change
 }
 
-// queueLength bounds the changes waiting to be announced; beyond it a change is dropped (and
-// logged): a screen a moment stale is better than a call held up. A viewer whose notice was
-// dropped still gets the state at its stream's next heartbeat (internal/httpapi).
-const queueLength = 8192
+type change struct {
+	ref string
+	ev  Event
+}
 
-// noticeSep separates the references of one notice; a reference never holds a newline
-// (callsession.ValidReferenceID).
-const noticeSep = '\n'
+// watcher is one viewer: the changes announced for its session, and a signal to read the
+// stored session instead when it may have missed some.
+type watcher struct {
+	events chan Event
+	resync chan struct{}
+}
+
+// Bounds: changes waiting to be announced (beyond it a change is dropped, and logged: a
+// screen a moment stale is better than a call held up; its viewers still get the state at
+// the next change or their stream's next heartbeat), changes waiting for one viewer (beyond
+// it the viewer reads the stored state), and changes in one notice.
+const (
+	queueLength   = 8192
+	viewerBacklog = 16
+	maxBatch      = 256
+	maxBatchBytes = 256 << 10
+)
+
+// A notice is records separated by recordSep, each `<ref> <id> <session JSON>` separated by
+// fieldSep: a reference holds neither (callsession.ValidReferenceID), an ID is digits and a
+// dash, and compact JSON holds no raw control character.
+const (
+	recordSep = '\n'
+	fieldSep  = '\t'
+)
 
 // NewHub returns a hub on c; read gives the stored session, and view is the JSON form of a
 // session that viewers receive.
@@ -70,68 +115,89 @@ func NewHub(c redis.UniversalClient, prefix string, read Reader, view func(*call
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{c: c, prefix: prefix, read: read, view: view, log: log, watchers: map[string]map[chan struct{}]struct{}{},
-		changes: make(chan string, queueLength)}
+	return &Hub{c: c, prefix: prefix, read: read, view: view, log: log, watchers: map[string]map[*watcher]struct{}{},
+		changes: make(chan change, queueLength)}
 }
 
 func (h *Hub) channel() string { return h.prefix + "live" }
 
-// Publish implements callsession.Publisher: the change (already stored) is queued, and Run's
-// writer announces it. Failures are logged, never returned: a late screen must not fail a
-// call.
+// Publish implements callsession.Publisher: the change (already stored, s carrying its
+// version) is queued, and Run's writer announces it. Failures are logged, never returned: a
+// late screen must not fail a call.
 func (h *Hub) Publish(ctx context.Context, s *callsession.Session) {
+	data, err := json.Marshal(h.view(s))
+	if err != nil {
+		h.log.ErrorContext(ctx, "live: encoding a session", "err", err)
+		return
+	}
 	select {
-	case h.changes <- s.ReferenceID:
+	case h.changes <- change{ref: s.ReferenceID, ev: Event{ID: EventID(s), Data: data}}:
 	default:
 		h.log.WarnContext(ctx, "live: too many changes queued, one dropped", "reference_id", s.ReferenceID)
 	}
 }
 
-// maxBatch bounds the references of one notice.
-const maxBatch = 256
-
-// write announces queued changes, one notice per batch, until ctx ends.
+// write announces queued changes, one notice per batch, until ctx ends; then what is still
+// queued, within 2 s.
 func (h *Hub) write(ctx context.Context) {
-	batch := make([]string, 0, maxBatch)
 	var notice strings.Builder
+	// A notice is sent on a context ctx's end does not cancel: a change stored is announced
+	// even as the replica shuts down (the client's timeouts bound each PUBLISH).
+	pctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			// Shutting down: what was written to the sessions still gets announced.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			fctx, cancel := context.WithTimeout(pctx, 2*time.Second)
 			defer cancel()
-			ctx = fctx
-			select {
-			case ref := <-h.changes:
-				batch = append(batch[:0], ref)
-			default:
-				return
+			for h.announce(fctx, &notice, false) {
 			}
-		case ref := <-h.changes:
-			batch = append(batch[:0], ref)
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case ref := <-h.changes:
-				batch = append(batch, ref)
-			default:
-				break fill
-			}
-		}
-		// One notice for the whole batch: on a cluster every PUBLISH is relayed to every
-		// node, and each notice is a message every replica reads.
-		notice.Reset()
-		for i, ref := range batch {
-			if i > 0 {
-				notice.WriteByte(noticeSep)
-			}
-			notice.WriteString(ref)
-		}
-		if err := h.c.Publish(ctx, h.channel(), notice.String()).Err(); err != nil && ctx.Err() == nil {
-			h.log.Warn("live: announcing changes", "changes", len(batch), "err", err)
+			return
+		case c := <-h.changes:
+			h.append(&notice, c)
+			h.announce(pctx, &notice, true)
 		}
 	}
+}
+
+// announce adds queued changes to notice, up to a batch, and publishes it; it reports
+// whether it published anything. started: notice already holds a change (published even if
+// nothing more is queued).
+func (h *Hub) announce(ctx context.Context, notice *strings.Builder, started bool) bool {
+	n := 0
+	if started {
+		n = 1
+	}
+	for n < maxBatch && notice.Len() < maxBatchBytes {
+		select {
+		case c := <-h.changes:
+			h.append(notice, c)
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if n == 0 {
+		return false
+	}
+	// One notice for the whole batch: on a cluster every PUBLISH is relayed to every node,
+	// and each notice is a message every replica reads.
+	if err := h.c.Publish(ctx, h.channel(), notice.String()).Err(); err != nil {
+		h.log.Warn("live: announcing changes", "changes", n, "err", err)
+	}
+	notice.Reset()
+	return true
+}
+
+func (h *Hub) append(notice *strings.Builder, c change) {
+	if notice.Len() > 0 {
+		notice.WriteByte(recordSep)
+	}
+	notice.WriteString(c.ref)
+	notice.WriteByte(fieldSep)
+	notice.WriteString(c.ev.ID)
+	notice.WriteByte(fieldSep)
+	notice.Write(c.ev.Data)
 }
 
 // Run writes the queued changes and holds this replica's one subscription until ctx ends,
@@ -156,12 +222,12 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			continue
 		}
-		// Viewers may have missed notices while the subscription was down: wake them all,
-		// they re-read their sessions.
-		h.wakeAll()
+		// Viewers may have missed notices while the subscription was down: they all read
+		// their sessions.
+		h.resyncAll()
 		// go-redis reconnects a dropped subscription by itself and says so only with a new
 		// subscription confirmation (Channel hides those): each one means notices may have
-		// been lost in between, so everyone re-reads.
+		// been lost in between, so everyone reads.
 		ch := sub.ChannelWithSubscriptions()
 	loop:
 		for {
@@ -175,12 +241,10 @@ func (h *Hub) Run(ctx context.Context) {
 				}
 				switch m := m.(type) {
 				case *redis.Message:
-					for ref := range strings.SplitSeq(m.Payload, string(noticeSep)) {
-						h.wake(ref)
-					}
+					h.deliverNotice(m.Payload)
 				case *redis.Subscription:
 					h.log.InfoContext(ctx, "live: subscription restored", "channel", m.Channel)
-					h.wakeAll()
+					h.resyncAll()
 				}
 			}
 		}
@@ -188,22 +252,51 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// retryRead is how soon a viewer re-reads its session after a failed read, should no notice
-// come first.
+// deliverNotice hands each change of a notice to the viewers of its session; a record it
+// cannot read makes them read the stored session.
+func (h *Hub) deliverNotice(payload string) {
+	for record := range strings.SplitSeq(payload, string(recordSep)) {
+		ref, rest, _ := strings.Cut(record, string(fieldSep))
+		id, data, ok := strings.Cut(rest, string(fieldSep))
+		h.mu.Lock()
+		for w := range h.watchers[ref] {
+			if !ok || !validID(id) {
+				w.signal()
+				continue
+			}
+			select {
+			case w.events <- Event{ID: id, Data: []byte(data)}:
+			default: // the viewer is behind: it reads the stored state, the newest
+				w.signal()
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (w *watcher) signal() {
+	select {
+	case w.resync <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// retryRead is how soon a viewer reads its session again after a failed read, should no
+// change come first.
 const retryRead = time.Second
 
-// Subscribe returns ref's state if it is newer than the event ID after ("": whatever it is),
-// then each newer state, through any replica, until ctx ends (the channel is then closed).
-// Every read compares with the last event delivered, so no state comes twice and the newest
-// always comes, whether notices are lost or Redis drops meanwhile. The first read's error
-// is returned (ErrBadEventID when after is not an event ID); later ones are logged and
-// retried.
+// Subscribe returns ref's stored state if it is newer than the event ID after ("": whatever
+// it is), then each newer state, through any replica, until ctx ends (the channel is then
+// closed). A state is sent only if newer than the last one sent, so none comes twice; what
+// the viewer may have missed (notices lost while Redis dropped, a viewer fallen behind) it
+// reads from the store, so the newest always comes. The first read's error is returned
+// (ErrBadEventID when after is not an event ID); later ones are logged and retried.
 func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, error) {
 	if after != "" && !validID(after) {
 		return nil, ErrBadEventID
 	}
 	// Watch first, then read: a change in between is never missed.
-	notify, stop := h.watch(ref)
+	w, stop := h.watch(ref)
 	backlog, err := h.Since(ctx, ref, after)
 	if err != nil {
 		stop()
@@ -218,6 +311,9 @@ func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, e
 		defer retry.Stop()
 		for {
 			for _, ev := range backlog {
+				if after != "" && !Newer(ev.ID, after) {
+					continue
+				}
 				select {
 				case out <- ev:
 					after = ev.ID
@@ -225,17 +321,21 @@ func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, e
 					return
 				}
 			}
+			backlog = backlog[:0]
 			select {
 			case <-ctx.Done():
 				return
-			case <-notify:
+			case ev := <-w.events:
+				backlog = append(backlog, ev)
+				continue
+			case <-w.resync:
 			case <-retry.C:
 			}
 			if backlog, err = h.Since(ctx, ref, after); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				h.log.WarnContext(ctx, "live: reading a session's changes", "reference_id", ref, "err", err)
+				h.log.WarnContext(ctx, "live: reading a session", "reference_id", ref, "err", err)
 				retry.Reset(retryRead)
 			}
 		}
@@ -243,18 +343,18 @@ func (h *Hub) Subscribe(ctx context.Context, ref, after string) (<-chan Event, e
 	return out, nil
 }
 
-// watch registers a viewer of ref: the channel receives a signal when ref may have changed.
-func (h *Hub) watch(ref string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// watch registers a viewer of ref.
+func (h *Hub) watch(ref string) (*watcher, func()) {
+	w := &watcher{events: make(chan Event, viewerBacklog), resync: make(chan struct{}, 1)}
 	h.mu.Lock()
 	if h.watchers[ref] == nil {
-		h.watchers[ref] = map[chan struct{}]struct{}{}
+		h.watchers[ref] = map[*watcher]struct{}{}
 	}
-	h.watchers[ref][ch] = struct{}{}
+	h.watchers[ref][w] = struct{}{}
 	h.mu.Unlock()
-	return ch, func() {
+	return w, func() {
 		h.mu.Lock()
-		delete(h.watchers[ref], ch)
+		delete(h.watchers[ref], w)
 		if len(h.watchers[ref]) == 0 {
 			delete(h.watchers, ref)
 		}
@@ -262,98 +362,41 @@ func (h *Hub) watch(ref string) (<-chan struct{}, func()) {
 	}
 }
 
-func (h *Hub) wake(ref string) {
+func (h *Hub) resyncAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.watchers[ref] {
-		select {
-		case ch <- struct{}{}:
-		default: // already signalled: the viewer reads everything new anyway
+	for _, ws := range h.watchers {
+		for w := range ws {
+			w.signal()
 		}
-	}
-}
-
-func (h *Hub) wakeAll() {
-	h.mu.Lock()
-	refs := make([]string, 0, len(h.watchers))
-	for ref := range h.watchers {
-		refs = append(refs, ref)
-	}
-	h.mu.Unlock()
-	for _, ref := range refs {
-		h.wake(ref)
 	}
 }
 
 // ErrBadEventID is Since's answer to a Last-Event-ID that is not an event ID.
 var ErrBadEventID = errors.New("not an event id")
 
-// eventID labels a stored state: the session's creation (a reference used again after its
-// session expired starts over at version 1) and its version.
-func eventID(s *callsession.Session) string {
-	return strconv.FormatInt(s.CreatedAt.UnixMilli(), 10) + "-" + strconv.FormatInt(s.Version, 10)
-}
-
-// newer reports whether the state labelled id comes after the event after: the same session
-// at a higher version, or another session under the reference (or an ID of the streams the
-// hub used to keep) whatever its version.
-func newer(id, after string) bool {
-	created, version, _ := strings.Cut(id, "-")
-	afterCreated, afterVersion, _ := strings.Cut(after, "-")
-	if created != afterCreated {
-		return true
-	}
-	v, _ := strconv.ParseInt(version, 10, 64)
-	av, _ := strconv.ParseInt(afterVersion, 10, 64)
-	return v > av
-}
-
-// current is ref's stored state as an event; ok is false when there is no session.
-func (h *Hub) current(ctx context.Context, ref string) (ev Event, ok bool, err error) {
-	s, err := h.read(ctx, ref)
-	if errors.Is(err, callsession.ErrNotFound) {
-		return Event{}, false, nil
-	}
-	if err != nil {
-		return Event{}, false, err
-	}
-	data, err := json.Marshal(h.view(s))
-	if err != nil {
-		return Event{}, false, err
-	}
-	return Event{ID: eventID(s), Data: data}, true, nil
-}
-
-// Since returns ref's state if it is newer than the event ID after ("": whatever it is):
-// one event or none.
+// Since returns ref's stored state if it is newer than the event ID after ("": whatever it
+// is): one event or none.
 func (h *Hub) Since(ctx context.Context, ref, after string) ([]Event, error) {
 	if after != "" && !validID(after) {
 		return nil, ErrBadEventID
 	}
-	ev, ok, err := h.current(ctx, ref)
-	if err != nil || !ok || (after != "" && !newer(ev.ID, after)) {
+	s, err := h.read(ctx, ref)
+	if errors.Is(err, callsession.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	return []Event{ev}, nil
-}
-
-// Event returns ref's state if its ID is id; ok is false when the session has moved on (or
-// is gone).
-func (h *Hub) Event(ctx context.Context, ref, id string) (ev Event, ok bool, err error) {
-	if !validID(id) {
-		return Event{}, false, ErrBadEventID
+	id := EventID(s)
+	if after != "" && !Newer(id, after) {
+		return nil, nil
 	}
-	ev, ok, err = h.current(ctx, ref)
-	if err != nil || !ok || ev.ID != id {
-		return Event{}, false, err
+	data, err := json.Marshal(h.view(s))
+	if err != nil {
+		return nil, err
 	}
-	return ev, true, nil
-}
-
-// Latest is the ID of ref's stored state, "" when there is no session.
-func (h *Hub) Latest(ctx context.Context, ref string) (string, error) {
-	ev, _, err := h.current(ctx, ref)
-	return ev.ID, err
+	return []Event{{ID: id, Data: data}}, nil
 }
 
 // validID reports whether s is an event ID: "<digits>-<digits>".

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,13 +41,15 @@ func view(s *callsession.Session) any { return s }
 // sessions stands in for the store: the hub reads sessions through it, and tests write them
 // as the service does (a write stores a new version, then publishes).
 type sessions struct {
-	mu sync.Mutex
-	m  map[string]*callsession.Session
+	mu    sync.Mutex
+	m     map[string]*callsession.Session
+	reads atomic.Int64
 }
 
 func newSessions() *sessions { return &sessions{m: map[string]*callsession.Session{}} }
 
 func (t *sessions) read(_ context.Context, ref string) (*callsession.Session, error) {
+	t.reads.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.m[ref]
@@ -88,63 +91,66 @@ func twoReplicas(t *testing.T, c redis.UniversalClient) (context.Context, *sessi
 	return ctx, store, a, b
 }
 
+// receive is the next change handed to w, failing after a deadline.
+func receive(t *testing.T, w *watcher) Event {
+	t.Helper()
+	select {
+	case ev := <-w.events:
+		return ev
+	case <-time.After(3 * time.Second):
+		t.Fatal("no change handed to the viewer within 3 s")
+	}
+	return Event{}
+}
+
 func TestNoticesAndStates(t *testing.T) {
 	for name, c := range clients(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx, store, a, b := twoReplicas(t, c)
-			notify, stop := b.watch("CA1")
+			viewer, stop := b.watch("CA1")
 			defer stop()
 			other, stopOther := b.watch("CA2")
 			defer stopOther()
 			time.Sleep(100 * time.Millisecond) // b's subscription is up
-			// When its subscription comes up, a hub wakes every viewer once (they may have
+			// When its subscription comes up, a hub tells every viewer to read (they may have
 			// missed notices meanwhile): drain that.
-			for _, ch := range []<-chan struct{}{notify, other} {
+			for _, w := range []*watcher{viewer, other} {
 				select {
-				case <-ch:
+				case <-w.resync:
 				default:
 				}
 			}
 
-			if id, err := a.Latest(ctx, "CA1"); err != nil || id != "" {
-				t.Fatalf("Latest of nothing = %q, %v", id, err)
-			}
 			if got, err := a.Since(ctx, "CA1", ""); err != nil || len(got) != 0 {
 				t.Fatalf("Since of nothing = %v, %v", got, err)
 			}
 			a.Publish(ctx, store.write("CA1", created, callsession.StatusSent, 0))
-			select {
-			case <-notify:
-			case <-time.After(3 * time.Second):
-				t.Fatal("replica b was not told of a change made through a")
+			ev := receive(t, viewer)
+			want := fmt.Sprintf("%d-1", created.UnixMilli())
+			if ev.ID != want || !strings.Contains(string(ev.Data), `"status":"sent"`) {
+				t.Fatalf("replica b's viewer got %s %s, want the change made through a, %s", ev.ID, ev.Data, want)
 			}
 			select {
-			case <-other:
-				t.Fatal("a viewer of another session was woken")
+			case ev := <-other.events:
+				t.Fatalf("a viewer of another session got %s", ev.ID)
+			case <-other.resync:
+				t.Fatal("a viewer of another session was told to read")
 			default:
 			}
 			first, err := b.Since(ctx, "CA1", "")
-			want := fmt.Sprintf("%d-1", created.UnixMilli())
-			if err != nil || len(first) != 1 || first[0].ID != want || !strings.Contains(string(first[0].Data), `"status":"sent"`) {
-				t.Fatalf("Since(all) = %+v, %v; want one state %s", first, err, want)
+			if err != nil || len(first) != 1 || first[0].ID != want || string(first[0].Data) != string(ev.Data) {
+				t.Fatalf("Since(all) = %+v, %v; want the state announced", first, err)
 			}
 			if again, err := b.Since(ctx, "CA1", first[0].ID); err != nil || len(again) != 0 {
 				t.Fatalf("Since(the state itself) = %+v, %v; want nothing", again, err)
 			}
 			a.Publish(ctx, store.write("CA1", created, callsession.StatusVerified, 1))
-			<-notify
+			if ev := receive(t, viewer); !Newer(ev.ID, first[0].ID) || !strings.Contains(string(ev.Data), `"status":"verified"`) {
+				t.Fatalf("second change: %s %s", ev.ID, ev.Data)
+			}
 			rest, err := b.Since(ctx, "CA1", first[0].ID)
-			if err != nil || len(rest) != 1 || !newer(rest[0].ID, first[0].ID) || !strings.Contains(string(rest[0].Data), `"status":"verified"`) {
+			if err != nil || len(rest) != 1 || !strings.Contains(string(rest[0].Data), `"status":"verified"`) {
 				t.Fatalf("Since(first) = %+v, %v", rest, err)
-			}
-			if latest, _ := b.Latest(ctx, "CA1"); latest != rest[0].ID {
-				t.Fatalf("Latest = %s, want %s", latest, rest[0].ID)
-			}
-			if ev, ok, err := b.Event(ctx, "CA1", rest[0].ID); err != nil || !ok || string(ev.Data) != string(rest[0].Data) {
-				t.Fatalf("Event(the current state) = %s, %v, %v", ev.Data, ok, err)
-			}
-			if _, ok, err := b.Event(ctx, "CA1", first[0].ID); ok || err != nil {
-				t.Fatalf("Event(a state moved on from) = %v, %v", ok, err)
 			}
 			// The reference used again after its session expired: the new session is newer
 			// than any state of the old one, whatever the versions; so is any state after the
@@ -159,9 +165,47 @@ func TestNoticesAndStates(t *testing.T) {
 				if _, err := b.Since(ctx, "CA1", bad); !errors.Is(err, ErrBadEventID) {
 					t.Errorf("Since(%q) = %v", bad, err)
 				}
+				if Newer(bad, "") || Newer("1-1", bad) {
+					t.Errorf("Newer takes %q for an event ID", bad)
+				}
 			}
 			if keys := c.Keys(ctx, a.prefix+"*").Val(); len(keys) != 0 {
 				t.Fatalf("the live view keeps keys of its own: %v", keys)
+			}
+		})
+	}
+}
+
+// A viewer that keeps up gets every change, as it was stored, in order, and nothing it
+// has seen: from the notices alone, without reading the store.
+func TestEveryChangeReachesAViewer(t *testing.T) {
+	for name, c := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, store, a, b := twoReplicas(t, c)
+			first := store.write("CA1", created, callsession.StatusPending, 0)
+			sub, err := b.Subscribe(ctx, "CA1", EventID(first))
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // b's subscription is up
+			readsBefore := store.reads.Load()
+			const n = viewerBacklog - 1
+			for i := 1; i <= n; i++ {
+				a.Publish(ctx, store.write("CA1", created, status(i), i))
+			}
+			for i, ev := range collect(t, sub, n) {
+				var got callsession.Session
+				if err := json.Unmarshal(ev.Data, &got); err != nil || version(t, ev.ID) != int64(i+2) || got.Attempts != i+1 {
+					t.Fatalf("change %d: %s %s (%v)", i, ev.ID, ev.Data, err)
+				}
+			}
+			if reads := store.reads.Load() - readsBefore; reads != 0 {
+				t.Fatalf("the viewer read the store %d times", reads)
+			}
+			select {
+			case ev := <-sub:
+				t.Fatalf("an extra event %s", ev.ID)
+			case <-time.After(200 * time.Millisecond):
 			}
 		})
 	}
@@ -309,18 +353,18 @@ func TestOneNoticePerBatch(t *testing.T) {
 			a, b := NewHub(c, prefix, store.read, view, nil), NewHub(c, prefix, store.read, view, nil)
 			go b.Run(ctx)
 			refs := []string{"CB1", "CB2", "CB3"}
-			var woken []<-chan struct{}
+			var viewers []*watcher
 			for _, ref := range refs {
-				ch, stop := b.watch(ref)
+				w, stop := b.watch(ref)
 				defer stop()
-				woken = append(woken, ch)
+				viewers = append(viewers, w)
 			}
 			bystander, stopBystander := b.watch("CB9")
 			defer stopBystander()
 			time.Sleep(100 * time.Millisecond) // b's subscription is up
-			for _, ch := range append(woken, bystander) {
-				select { // the wake-up every viewer gets when a subscription comes up
-				case <-ch:
+			for _, w := range append(viewers, bystander) {
+				select { // the read every viewer is told to make when a subscription comes up
+				case <-w.resync:
 				default:
 				}
 			}
@@ -339,20 +383,60 @@ func TestOneNoticePerBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := strings.Join(refs, "\n"); msg.Payload != want {
-				t.Fatalf("notice = %q, want %q (one for the batch)", msg.Payload, want)
+			records := strings.Split(msg.Payload, "\n")
+			if len(records) != len(refs) {
+				t.Fatalf("notice = %q, want one record per change, one notice for the batch", msg.Payload)
 			}
-			for i, ch := range woken {
-				select {
-				case <-ch:
-				case <-time.After(3 * time.Second):
-					t.Fatalf("the viewer of %s on replica b was not woken (notice %q)", refs[i], msg.Payload)
+			for i, w := range viewers {
+				fields := strings.SplitN(records[i], "\t", 3)
+				if len(fields) != 3 || fields[0] != refs[i] || fields[1] != fmt.Sprintf("%d-1", created.UnixMilli()) || !strings.HasPrefix(fields[2], "{") {
+					t.Fatalf("record %d = %q", i, records[i])
+				}
+				if ev := receive(t, w); ev.ID != fields[1] || string(ev.Data) != fields[2] {
+					t.Fatalf("the viewer of %s on replica b got %s %s", refs[i], ev.ID, ev.Data)
 				}
 			}
 			select {
-			case <-bystander:
-				t.Fatalf("a viewer of a session not in the notice %q was woken", msg.Payload)
+			case ev := <-bystander.events:
+				t.Fatalf("a viewer of a session not in the notice %q got %s", msg.Payload, ev.ID)
+			case <-bystander.resync:
+				t.Fatalf("a viewer of a session not in the notice %q was told to read", msg.Payload)
 			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// A replica shutting down announces what is still queued, at once, then stops.
+func TestShutdownAnnouncesWhatIsQueued(t *testing.T) {
+	for name, c := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			prefix := fmt.Sprintf("livetest:%d:", time.Now().UnixNano())
+			store := newSessions()
+			h := NewHub(c, prefix, store.read, view, nil)
+			sub := c.Subscribe(context.Background(), h.channel())
+			defer sub.Close()
+			if _, err := sub.Receive(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			for _, ref := range []string{"CD1", "CD2"} {
+				h.Publish(ctx, store.write(ref, created, callsession.StatusSent, 0))
+			}
+			cancel() // the replica is stopping before its writer ran
+			done := make(chan struct{})
+			go func() {
+				h.write(ctx)
+				close(done)
+			}()
+			msg, err := sub.ReceiveMessage(context.Background())
+			if err != nil || strings.Count(msg.Payload, "\n") != 1 || !strings.HasPrefix(msg.Payload, "CD1\t") {
+				t.Fatalf("notice at shutdown = %q, %v; want both changes", msg.Payload, err)
+			}
+			select {
+			case <-done:
+			case <-time.After(time.Second): // the flush's own bound is 2 s
+				t.Fatal("the writer waited on after announcing everything queued")
 			}
 		})
 	}
