@@ -54,6 +54,12 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		return err
 	}
 	now := live.EventID(sess)
+	if last != "" && last != now && !live.Newer(now, last) {
+		// The viewer's state is not one before this (a history the store no longer has,
+		// lost in a failover; or an ID of the streams live events used to keep): it is shown
+		// the stored state, and follows from there.
+		last = ""
+	}
 	if now == last && sess.Status.Final() {
 		// A browser's EventSource reconnects whenever a stream ends, even after the final
 		// status. When that status is what the viewer saw last, nothing more will ever

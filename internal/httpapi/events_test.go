@@ -285,3 +285,28 @@ func TestSessionEventStreamShowsChangesWhoseNoticeIsLost(t *testing.T) {
 		t.Fatalf("reconnecting after the final status: %d, want 204", resp.StatusCode)
 	}
 }
+
+// A Last-Event-ID that is not a state before the stored one (a history lost in a failover,
+// or the ID of a stream entry of the live events this bridge used to keep, which is later
+// than the session's creation) gets the stored state, not silence.
+func TestSessionEventStreamAfterAnIDAheadOfTheStore(t *testing.T) {
+	s := apptest.New(t, nil)
+	ref := ref()
+	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	stored, err := s.App.Store.Get(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := live.EventID(stored)
+	ahead := fmt.Sprintf("%d-%d", stored.CreatedAt.UnixMilli(), stored.Version+5)
+	streamEntry := fmt.Sprintf("%d-0", stored.CreatedAt.UnixMilli()+5000)
+	for _, last := range []string{ahead, streamEntry} {
+		_, events, cancel := stream(t, s, ref, map[string]string{"Last-Event-ID": last}, "")
+		if ev, open := next(t, events); !open || ev.id != now || !strings.Contains(ev.data, `"status":"sent"`) {
+			t.Fatalf("after %s: %+v (open %v), want the stored state %s", last, ev, open, now)
+		}
+		cancel()
+	}
+}

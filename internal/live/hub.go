@@ -41,21 +41,29 @@ func EventID(s *callsession.Session) string {
 	return strconv.FormatInt(s.CreatedAt.UnixMilli(), 10) + "-" + strconv.FormatInt(s.Version, 10)
 }
 
-// Newer reports whether the state labelled id comes after the event after: the same session
-// at a higher version, or another session under the reference (or an ID of the streams live
-// events used to keep) whatever its version. Nothing is newer than an ID that is not one.
+// Newer reports whether the state labelled id comes after the event after: a session
+// created later (a reference used again after its session expired), or the same session at a
+// higher version. Nothing is newer than an ID that is not one, and after "" is before all.
 func Newer(id, after string) bool {
-	if !validID(id) || !validID(after) {
-		return after == "" && validID(id)
+	c, v, ok := parseID(id)
+	if !ok {
+		return false
 	}
-	created, version, _ := strings.Cut(id, "-")
-	afterCreated, afterVersion, _ := strings.Cut(after, "-")
-	if created != afterCreated {
+	if after == "" {
 		return true
 	}
-	v, _ := strconv.ParseInt(version, 10, 64)
-	av, _ := strconv.ParseInt(afterVersion, 10, 64)
-	return v > av
+	ac, av, ok := parseID(after)
+	return ok && (c > ac || c == ac && v > av)
+}
+
+func parseID(id string) (created, version int64, ok bool) {
+	if !validID(id) {
+		return 0, 0, false
+	}
+	cs, vs, _ := strings.Cut(id, "-")
+	created, err1 := strconv.ParseInt(cs, 10, 64)
+	version, err2 := strconv.ParseInt(vs, 10, 64)
+	return created, version, err1 == nil && err2 == nil
 }
 
 // Reader reads a session as stored, with its Version (callsession.ErrNotFound when there is

@@ -441,3 +441,28 @@ func TestShutdownAnnouncesWhatIsQueued(t *testing.T) {
 		})
 	}
 }
+
+// Event IDs order by creation, then version: a late notice of a session the reference held
+// before is not newer than the session it holds now, and neither is anything after an ID
+// that is not one.
+func TestNewer(t *testing.T) {
+	for _, tc := range []struct {
+		id, after string
+		want      bool
+	}{
+		{"100-2", "100-1", true},
+		{"100-1", "100-1", false},
+		{"100-1", "100-2", false},
+		{"200-1", "100-9", true},  // the reference used again
+		{"100-9", "200-1", false}, // a late notice of the session before
+		{"100-1", "", true},
+		{"x", "", false},
+		{"100-1", "x", false},
+		{"99-1", "100-1", false}, // numbers, not strings
+		{"1000-1", "999-5", true},
+	} {
+		if got := Newer(tc.id, tc.after); got != tc.want {
+			t.Errorf("Newer(%q, %q) = %v, want %v", tc.id, tc.after, got, tc.want)
+		}
+	}
+}

@@ -78,17 +78,21 @@ func (r *Redis) AutoPipelined() bool { return r.ap != nil }
 // call runs the command build makes and waits for its answer, at most until ctx ends. The
 // auto-pipeliner runs a queued command on its own context, so the wait is bounded here:
 // past ctx the command may still run (as a plain client's may, once written), but the
-// caller has its answer, and must then not read cmd, which the batch may still fill in.
+// caller has its answer (and no command: the batch may still fill it in).
 func call[C redis.Cmder](ctx context.Context, r *Redis, build func(redis.Cmdable) C) (C, error) {
 	if r.ap == nil {
 		cmd := build(r.c)
 		return cmd, cmd.Err()
 	}
-	cmd := build(r.c.Pipeline()) // a pipeline never run: it only builds the command
+	var none C
 	if err := ctx.Err(); err != nil {
-		return cmd, err
+		return none, err
 	}
-	return cmd, r.ap.Submit(ctx, cmd).WaitContext(ctx)
+	cmd := build(r.c.Pipeline()) // a pipeline never run: it only builds the command
+	if err := r.ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+		return none, err // the command may still be in flight: not to be read
+	}
+	return cmd, nil
 }
 
 // runScript runs script by its SHA through call; a server that does not know it (restarted
