@@ -44,9 +44,8 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	if last == "" {
 		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header
 	}
-
 	if last != "" && !live.Newer(last, "") {
-		return invalid("Last-Event-ID is not an event ID of this stream")
+		return eventsFailure(live.ErrBadEventID)
 	}
 	// The state now (Get writes first what time has decided), under its own ID.
 	sess, err := s.deps.Service.Get(ctx, ref)

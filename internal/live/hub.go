@@ -175,15 +175,15 @@ func (h *Hub) announce(ctx context.Context, notice *strings.Builder, started boo
 	if started {
 		n = 1
 	}
+fill:
 	for n < maxBatch && notice.Len() < maxBatchBytes {
 		select {
 		case c := <-h.changes:
 			h.append(notice, c)
 			n++
-			continue
 		default:
+			break fill
 		}
-		break
 	}
 	if n == 0 {
 		return false
