@@ -75,35 +75,52 @@ func WithAutoPipeline() Option {
 // AutoPipelined reports whether commands go through the auto-pipeliner.
 func (r *Redis) AutoPipelined() bool { return r.ap != nil }
 
-// call runs the command build makes and waits for its answer, at most until ctx ends. The
-// auto-pipeliner runs a queued command on its own context, so the wait is bounded here:
-// past ctx the command may still run (as a plain client's may, once written), but the
-// caller has its answer (and no command: the batch may still fill it in).
+// call runs the command build makes and waits for its answer, at most until ctx ends (see
+// process); on an error there is no command to read.
 func call[C redis.Cmder](ctx context.Context, r *Redis, build func(redis.Cmdable) C) (C, error) {
-	if r.ap == nil {
-		cmd := build(r.c)
-		return cmd, cmd.Err()
-	}
-	var none C
-	if err := ctx.Err(); err != nil {
-		return none, err
-	}
 	cmd := build(r.c.Pipeline()) // a pipeline never run: it only builds the command
-	if err := r.ap.Submit(ctx, cmd).WaitContext(ctx); err != nil {
-		return none, err // the command may still be in flight: not to be read
+	if err := r.process(ctx, cmd); err != nil {
+		var none C
+		return none, err // through the pipeliner the command may still be in flight
 	}
 	return cmd, nil
 }
 
-// runScript runs script by its SHA through call; a server that does not know it (restarted
-// or flushed) gets it whole on the plain client, which loads it.
+// process runs cmd on the plain client or, with WithAutoPipeline, through the pipeliner,
+// which runs a queued command on its own context: the wait is bounded here, so past ctx the
+// command may still run (as a plain client's may, once written), but the caller has its
+// answer.
+func (r *Redis) process(ctx context.Context, cmd redis.Cmder) error {
+	if r.ap == nil {
+		_ = r.c.Process(ctx, cmd)
+		return cmd.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.ap.Submit(ctx, cmd).WaitContext(ctx)
+}
+
+// oneShot is a script go-redis must not send again once it may have reached Redis: every
+// script here writes, and a reply lost to a broken connection is not a script that did not
+// run. Run twice, a compare-and-set answers a conflict and Update applies its change again
+// (an attempt counted twice), a create finds its own session and takes its start for a
+// repeat, a limit counts one event twice. A failure before the write is still retried.
+type oneShot struct{ *redis.Cmd }
+
+func (oneShot) NoRetry() bool { return true }
+
+// runScript runs script by its SHA, once (oneShot); a server that does not know it
+// (restarted or flushed) gets it whole on the plain client, which loads it.
 func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.Cmd { return script.EvalSha(ctx, c, keys, args...) })
-	switch {
-	case err == nil:
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-		return script.Eval(ctx, r.c, keys, args...)
-	default:
+	cmd := script.EvalSha(ctx, r.c.Pipeline(), keys, args...)
+	err := r.process(ctx, oneShot{cmd})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = script.Eval(ctx, r.c.Pipeline(), keys, args...)
+		_ = r.c.Process(ctx, oneShot{cmd})
+		err = cmd.Err()
+	}
+	if err != nil {
 		// A fresh command for the error: the one sent may still be filled in by its batch.
 		failed := redis.NewCmd(ctx)
 		failed.SetErr(err)
@@ -368,7 +385,8 @@ func (r *Redis) durably(ctx context.Context, script *redis.Script, ref string, a
 	}
 	var cmd, wait *redis.Cmd
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
-		cmd = script.Eval(ctx, p, keys, args...)
+		cmd = script.Eval(ctx, r.c.Pipeline(), keys, args...) // built here, run once in p
+		_ = p.Process(ctx, oneShot{cmd})
 		wait = p.Do(ctx, "WAIT", r.waitReplicas, r.waitTimeout.Milliseconds())
 		return nil
 	})
