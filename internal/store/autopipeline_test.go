@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
@@ -98,16 +96,8 @@ func TestAutoPipelinedCallsEndWithTheirContext(t *testing.T) {
 // or not: every script of a call's path runs after a flush. Miniredis, and the real Redis
 // at REDIS_URL.
 func TestScriptsAfterAFlush(t *testing.T) {
-	mr := miniredis.RunT(t)
-	clients := map[string]redis.UniversalClient{"miniredis": redis.NewClient(&redis.Options{Addr: mr.Addr()})}
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		b, err := store.Open(context.Background(), store.Options{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients["redis"] = b.Client
-	}
-	for name, c := range clients {
+	for name, o := range servers(t) {
+		c := redis.NewClient(o)
 		t.Cleanup(func() { c.Close() })
 		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
