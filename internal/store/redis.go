@@ -331,7 +331,8 @@ func (r *Redis) createInOneTrip(ctx context.Context, ref string, indexKeys []str
 	}
 	pipe := r.c.Pipeline()
 	idx := indexScript.EvalSha(ctx, pipe, indexKeys, indexArgs...)
-	cr := createScript.EvalSha(ctx, pipe, []string{r.SessionKey(ref)}, data, ttl.Milliseconds())
+	cr := createScript.EvalSha(ctx, r.c.Pipeline(), []string{r.SessionKey(ref)}, data, ttl.Milliseconds())
+	_ = pipe.Process(ctx, oneShot{cr}) // built above, sent once
 	_, _ = pipe.Exec(ctx)
 	if redis.HasErrorPrefix(cr.Err(), "NOSCRIPT") {
 		return nil, errScriptsNotLoaded // nothing was created: the sequential path does it all
