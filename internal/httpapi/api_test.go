@@ -28,6 +28,14 @@ func start(s *apptest.Stack, body map[string]any) *apptest.Response {
 	return s.Do(http.MethodPost, "/v1/sessions", body)
 }
 
+// mustStart starts a session and fails the test unless it was created.
+func mustStart(t *testing.T, s *apptest.Stack, body map[string]any) {
+	t.Helper()
+	if r := start(s, body); r.Status != 201 {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+}
+
 func wantError(t *testing.T, r *apptest.Response, status int, code string) {
 	t.Helper()
 	if r.Status != status || r.ErrorCode() != code {
@@ -321,18 +329,14 @@ func TestAuthentixCodeFlowAndAttemptsRunOut(t *testing.T) {
 func TestCallConnectCodeIsInvalidState(t *testing.T) {
 	s := apptest.New(t, nil)
 	id := ref()
-	if r := start(s, map[string]any{"referenceId": id, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": id, "phoneNumber": ukMobile})
 	wantError(t, s.Do("POST", "/v1/sessions/"+id+"/code", map[string]string{"code": "123456"}), http.StatusConflict, "invalid_state")
 }
 
 func TestResendAndCancel(t *testing.T) {
 	s := apptest.New(t, map[string]string{"LIMIT_SENDS_PER_SESSION": "2"})
 	id := ref()
-	if r := start(s, map[string]any{"referenceId": id, "phoneNumber": ukMobile, "provider": "authsignal"}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": id, "phoneNumber": ukMobile, "provider": "authsignal"})
 	r := s.Do("POST", "/v1/sessions/"+id+"/resend", map[string]string{"channel": "WHATSAPP"})
 	if m := r.JSON(t); r.Status != 200 || m["channel"] != "WHATSAPP" || m["status"] != "sent" {
 		t.Fatalf("resend: %d %s", r.Status, r.Body)
@@ -362,9 +366,7 @@ func TestListNewestFirstWithPaging(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		id := fmt.Sprintf("list-%d-%s", i, apptest.RandomID())
 		ids = append(ids, id)
-		if r := start(s, map[string]any{"referenceId": id, "phoneNumber": ukMobile}); r.Status != 201 {
-			t.Fatalf("start: %d %s", r.Status, r.Body)
-		}
+		mustStart(t, s, map[string]any{"referenceId": id, "phoneNumber": ukMobile})
 		s.Clock.Advance(1e9) // distinct creation times
 	}
 	s.Do("POST", "/v1/sessions/"+ids[1]+"/cancel", nil)
@@ -449,13 +451,9 @@ func eventTypes(t *testing.T, r *apptest.Response) []string {
 func TestListStatusFilterSeesExpiry(t *testing.T) {
 	s := apptest.New(t, map[string]string{"LIMIT_SENDS_PER_NUMBER": "0", "LINK_TTL": "5m", "SESSION_TTL": "1h"})
 	old, fresh := "exp-old-"+apptest.RandomID(), "exp-new-"+apptest.RandomID()
-	if r := start(s, map[string]any{"referenceId": old, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": old, "phoneNumber": ukMobile})
 	s.Clock.Advance(6 * time.Minute) // old's link has expired; the session is still stored
-	if r := start(s, map[string]any{"referenceId": fresh, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": fresh, "phoneNumber": ukMobile})
 	listed := func(status string) []string {
 		r := s.Do("GET", "/v1/sessions?status="+status, nil)
 		if r.Status != 200 {

@@ -209,9 +209,7 @@ func nextVersion(a, b string) bool {
 func TestSessionEventStreamEndsAtExpiry(t *testing.T) {
 	s := apptest.New(t, map[string]string{"LINK_TTL": "1s"})
 	ref := ref()
-	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile})
 	_, events, _ := stream(t, s, ref, nil, "")
 	first, _ := next(t, events)
 	if !strings.Contains(first.data, `"status":"sent"`) {
@@ -246,9 +244,7 @@ func TestSessionEventStreamEndsAtExpiry(t *testing.T) {
 func TestSessionEventStreamShowsChangesWhoseNoticeIsLost(t *testing.T) {
 	s := apptest.New(t, nil)
 	ref := ref()
-	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile})
 	_, events, _ := stream(t, s, ref, nil, "")
 	first, _ := next(t, events)
 	if !strings.Contains(first.data, `"status":"sent"`) {
@@ -292,9 +288,7 @@ func TestSessionEventStreamShowsChangesWhoseNoticeIsLost(t *testing.T) {
 func TestSessionEventStreamAfterAnIDAheadOfTheStore(t *testing.T) {
 	s := apptest.New(t, nil)
 	ref := ref()
-	if r := start(s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile}); r.Status != 201 {
-		t.Fatalf("start: %d %s", r.Status, r.Body)
-	}
+	mustStart(t, s, map[string]any{"referenceId": ref, "phoneNumber": ukMobile})
 	stored, err := s.App.Store.Get(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
