@@ -88,13 +88,18 @@ func (s *Server) sessionEvents(c echo.Context) error {
 		last = ev.ID
 		return sessionOf(ev.Data)
 	}
-	// sendRead sends a state read from the store.
+	// sendRead sends a state read from the store, encoding it only if the viewer has not
+	// seen it (every heartbeat reads the session, which has mostly not changed).
 	sendRead := func(cur *callsession.Session) *callsession.Session {
+		id := live.EventID(cur)
+		if last != "" && !live.Newer(id, last) {
+			return nil
+		}
 		data, err := json.Marshal(View(cur))
 		if err != nil {
 			return nil
 		}
-		return send(live.Event{ID: live.EventID(cur), Data: data})
+		return send(live.Event{ID: id, Data: data})
 	}
 	if shown := sendRead(sess); shown != nil && shown.Status.Final() {
 		return nil
