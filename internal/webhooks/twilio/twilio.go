@@ -175,7 +175,7 @@ func Sign(token, fullURL string, form url.Values) string {
 }
 
 // formPayload is what Twilio signs after the URL: each parameter's name and value, by name,
-// a name's several values in order (the form itself is left as it is).
+// a name's several values sorted (the form itself is left as it is).
 func formPayload(form url.Values) []byte {
 	keys := make([]string, 0, len(form))
 	size := 0
