@@ -46,9 +46,15 @@ func main() {
 		fmt.Println("ivr-bridge: configuration is valid")
 		return
 	}
-	log := logging.New(os.Stderr, cfg.LogLevel)
-	if err := run(cfg, log); err != nil {
+	log, closeLog := logging.Open(os.Stderr, cfg.LogLevel, cfg.LogFlushInterval)
+	err = run(cfg, log)
+	if err != nil {
 		log.Error("ivr-bridge stopped", "err", err)
+	}
+	if cerr := closeLog(); cerr != nil {
+		fmt.Fprintln(os.Stderr, "ivr-bridge: writing the last log lines:", cerr)
+	}
+	if err != nil {
 		os.Exit(1)
 	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 
 	StartsPerKey int // per second, per API key
 	LogLevel     slog.Level
+	// LogFlushInterval > 0: log lines are gathered in memory and written out at least this
+	// often (warnings and errors at once); 0: each line is written as it is made.
+	LogFlushInterval time.Duration
 }
 
 // CallConnect is Authsignal Call Connect's configuration.
@@ -145,6 +148,7 @@ func Load(getenv func(string) string) (Config, error) {
 		GenesysPassword:       r.str("GENESYS_PASSWORD", ""),
 		ConnectAPIKey:         r.str("CONNECT_API_KEY", ""),
 		StartsPerKey:          r.count("LIMIT_STARTS_PER_KEY", 100),
+		LogFlushInterval:      r.duration("LOG_FLUSH_INTERVAL", time.Second),
 	}
 	if lvl, err := logging.ParseLevel(r.str("LOG_LEVEL", "info")); err != nil {
 		r.fail("LOG_LEVEL", err.Error())

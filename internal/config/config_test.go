@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 		c.Session.DefaultProvider != callsession.ProviderCallConnect || c.CallConnect.BaseURL != "https://us-connect.authsignal.com" ||
 		c.Authsignal.BaseURL != "https://api.authsignal.com/v1" || c.Authsignal.Action != "ivrVerification" ||
 		c.Authentix.BaseURL != "https://api.reach.talkylabs.com/rest/authentix/v1" || c.StartsPerKey != 100 ||
-		!c.RedisAutoPipeline || c.RedisTLS {
+		!c.RedisAutoPipeline || c.RedisTLS || c.LogFlushInterval != time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	l := c.Session.Limits
@@ -39,13 +39,14 @@ func TestValues(t *testing.T) {
 		"DEFAULT_COUNTRY": "gbr", "CALLCONNECT_SECRET": "s", "AUTHENTIX_API_USER": "u", "AUTHENTIX_API_KEY": "k",
 		"AUTHENTIX_CONFIGURATION_ID": "CID", "LIMIT_CODE_ATTEMPTS": "0", "REDIS_URL": "redis://127.0.0.1:6379/2",
 		"AUTHSIGNAL_BASE_URL": "https://au.api.authsignal.com/v1/", "LOG_LEVEL": "debug", "REDIS_AUTOPIPELINE": "false",
+		"LOG_FLUSH_INTERVAL": "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(c.APIKeys, "|") != "k1|k2" || c.Session.SessionTTL != 30*time.Minute ||
 		c.Session.DefaultProvider != callsession.ProviderAuthsignal || c.Session.Limits.CodeAttempts != 0 ||
-		c.Authsignal.BaseURL != "https://au.api.authsignal.com/v1" || c.RedisAutoPipeline {
+		c.Authsignal.BaseURL != "https://au.api.authsignal.com/v1" || c.RedisAutoPipeline || c.LogFlushInterval != 0 {
 		t.Fatalf("%+v", c)
 	}
 	if got := c.EnabledProviders(); len(got) != 2 || got[0] != callsession.ProviderCallConnect || got[1] != callsession.ProviderAuthentix {
@@ -71,6 +72,7 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 		"ALLOWED_COUNTRIES":       {"ALLOWED_COUNTRIES": "GB,Narnia"},
 		"DENIED_COUNTRIES":        {"DENIED_COUNTRIES": "XX"},
 		"REDIS_AUTOPIPELINE":      {"REDIS_AUTOPIPELINE": "yes"},
+		"LOG_FLUSH_INTERVAL":      {"LOG_FLUSH_INTERVAL": "-1s"},
 	}
 	for name, m := range cases {
 		_, err := Load(env(m))

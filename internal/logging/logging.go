@@ -1,5 +1,6 @@
 // Package logging sets up the JSON logs of ivr-bridge: one slog handler on stderr whose every
-// line names the request it belongs to, taken from the context.
+// line names the request it belongs to, taken from the context, optionally through a Buffered
+// output.
 package logging
 
 import (
@@ -39,24 +40,38 @@ func ParseLevel(s string) (slog.Level, error) {
 }
 
 // New returns a JSON logger writing to w at level; every record made with a context that
-// carries a request ID gets a request_id attribute.
+// carries a request ID gets a request_id attribute. When w is a *Buffered, every warning
+// and error is written out at once, with the lines buffered before it.
 func New(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+	h := requestIDHandler{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})}
+	if b, ok := w.(*Buffered); ok {
+		h.flush = b.Flush
+	}
+	return slog.New(h)
 }
 
-type requestIDHandler struct{ slog.Handler }
+type requestIDHandler struct {
+	slog.Handler
+	flush func() error // nil: the output is not buffered
+}
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
-	return h.Handler.Handle(ctx, r)
+	err := h.Handler.Handle(ctx, r)
+	if h.flush != nil && r.Level >= slog.LevelWarn {
+		if ferr := h.flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+	return requestIDHandler{h.Handler.WithAttrs(attrs), h.flush}
 }
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+	return requestIDHandler{h.Handler.WithGroup(name), h.flush}
 }
