@@ -147,6 +147,7 @@ func (b *bench) env(target string) map[string]string {
 		"LIMIT_STARTS_PER_KEY":   "0",
 		"PROVIDER_TIMEOUT":       b.o.providerTimeout.String(),
 		"LOG_LEVEL":              b.o.logLevel,
+		"LOG_FLUSH_INTERVAL":     b.o.logFlush.String(),
 		"REDIS_AUTOPIPELINE":     strconv.FormatBool(b.o.autoPipeline),
 	}
 	if b.fake.caFile != "" {
@@ -265,11 +266,22 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 		}
 	}
 	spec.requests, spec.refPrefix = b.o.requests, b.runID+"-"+target+"-"
-	stop := sample(s, 250*time.Millisecond, false)
-	cpu0, self0, redis0 := cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
+	if b.o.stagger {
+		spec.stagger = b.o.latency
+	}
+	spec.settle = b.o.settle
+	// CPU, Redis' CPU and the peaks are of the measured requests: from the end of settle on.
+	var stop func() peaks
+	var cpu0, self0, redis0 time.Duration
+	spec.onStart = func() {
+		stop = sample(s, 250*time.Millisecond, false)
+		cpu0, self0, redis0 = cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
+	}
 	m.res, err = drive(ctx, spec)
 	m.cpu, m.loadCPU, m.redisCPU = cpuTime(s.pid())-cpu0, selfCPU()-self0, redisCPU(ctx, b.rdb)-redis0
-	m.peaks = stop()
+	if stop != nil {
+		m.peaks = stop()
+	}
 	if err != nil {
 		return m, err
 	}
@@ -290,6 +302,11 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 func (b *bench) compareMode(ctx context.Context) error {
 	fmt.Fprintf(b.w, "  load: %d concurrent, %d requests (warm-up %d first), at most %v each; POST /v1/sessions, unique referenceIds, random UK mobiles\n",
 		b.o.concurrency, b.o.requests, warmupCount(b.o), b.o.duration)
+	start := "all workers at once"
+	if b.o.stagger {
+		start = fmt.Sprintf("workers' first requests spread over %v", b.o.latency)
+	}
+	fmt.Fprintf(b.w, "  %s; measured from %v on (the requests before are made, not counted)\n", start, b.o.settle)
 	fmt.Fprintf(b.w, "  Redis clients auto-pipelined (REDIS_AUTOPIPELINE): %v, bridge and baseline alike\n", b.o.autoPipeline)
 	// Rounds alternate the targets, so a slow spell of the shared machine falls on both.
 	var runs []measured

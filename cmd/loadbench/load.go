@@ -29,7 +29,13 @@ type loadSpec struct {
 	// equal requests); predial opens that many connections first, in batches, so the burst
 	// measures the server and not the listen backlog.
 	burst, predial bool
-	// onStart is called once the requests are released (to sample the server meanwhile).
+	// stagger spreads the workers' first requests evenly over this long, as calls arrive in a
+	// contact center, instead of all at once; settle: requests that start before this long
+	// after the first are made but not measured, so the figures are of the steady state and
+	// not of the ramp. The bounds (requests, duration) count from the end of settle.
+	stagger, settle time.Duration
+	// onStart is called when measuring begins (to sample the server meanwhile): once the
+	// requests are released, or at the end of settle.
 	onStart func()
 }
 
@@ -187,8 +193,14 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		mu                          sync.Mutex
 		errs                        = map[string]int{}
 	)
+	// one makes request i, or with i < 0 one of settle's, whose answer is not measured (its
+	// error is: an error is an error whenever it comes).
+	var settling atomic.Int64
 	one := func(i int) {
 		ref := spec.refPrefix + strconv.Itoa(i)
+		if i < 0 {
+			ref = spec.refPrefix + "s" + strconv.FormatInt(settling.Add(1), 10)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.url+"/v1/sessions", strings.NewReader(startBody(ref)))
 		if err != nil {
 			panic(err)
@@ -212,12 +224,14 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 			mu.Unlock()
 			return
 		}
-		lat[i], status[i] = d, int16(resp.StatusCode)
+		if i >= 0 {
+			lat[i], status[i] = d, int16(resp.StatusCode)
+		}
 	}
 
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
-	var start, deadline time.Time // set before the gate opens
+	var measured, deadline time.Time // set before the gate opens
 	if spec.burst {
 		for i := 0; i < spec.requests; i++ {
 			wg.Go(func() { <-gate; one(i) })
@@ -227,7 +241,12 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		for w := 0; w < spec.concurrency; w++ {
 			wg.Go(func() {
 				<-gate
+				time.Sleep(spec.stagger * time.Duration(w) / time.Duration(spec.concurrency))
 				for ctx.Err() == nil && time.Now().Before(deadline) {
+					if time.Now().Before(measured) {
+						one(-1)
+						continue
+					}
 					i := int(next.Add(1) - 1)
 					if i >= spec.requests {
 						return
@@ -237,14 +256,15 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 			})
 		}
 	}
-	start = time.Now()
-	deadline = start.Add(spec.duration)
+	measured = time.Now().Add(spec.settle)
+	deadline = measured.Add(spec.duration)
 	close(gate)
+	time.Sleep(time.Until(measured))
 	if spec.onStart != nil {
 		spec.onStart()
 	}
 	wg.Wait()
-	res := loadResult{elapsed: time.Since(start), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load()}
+	res := loadResult{elapsed: time.Since(measured), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load()}
 	res.issued = min(int(next.Load()), spec.requests)
 	for i := 0; i < res.issued; i++ {
 		if status[i] == 0 {

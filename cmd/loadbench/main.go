@@ -40,9 +40,12 @@ type options struct {
 	requests        int
 	duration        time.Duration
 	warmup          int
+	stagger         bool
+	settle          time.Duration
 	providerTimeout time.Duration
 	providerTLS     bool
 	logLevel        string
+	logFlush        time.Duration
 	autoPipeline    bool
 	scale, memory   bool
 	inprocess       bool
@@ -58,8 +61,8 @@ type options struct {
 func defaults() options {
 	return options{
 		redisURL: "redis://127.0.0.1:6379/15", latency: 200 * time.Millisecond, concurrency: 1000,
-		requests: 20000, duration: 60 * time.Second, warmup: -1, providerTimeout: 4 * time.Second,
-		logLevel: "info", autoPipeline: true, memorySessions: 1000, idleWait: 2 * time.Second, rounds: 1,
+		requests: 20000, duration: 60 * time.Second, warmup: -1, stagger: true, settle: time.Second, providerTimeout: 4 * time.Second,
+		logLevel: "info", logFlush: time.Second, autoPipeline: true, memorySessions: 1000, idleWait: 2 * time.Second, rounds: 1,
 	}
 }
 
@@ -76,9 +79,12 @@ func main() {
 	flag.IntVar(&o.requests, "requests", o.requests, "requests per measured run, at most (-scale: = concurrency)")
 	flag.DurationVar(&o.duration, "duration", o.duration, "bound on each measured run")
 	flag.IntVar(&o.warmup, "warmup", o.warmup, "unmeasured requests first, to open connections (-1: one per worker)")
+	flag.BoolVar(&o.stagger, "stagger", o.stagger, "compare mode: start the workers spread evenly over one provider latency, as calls arrive, instead of all at once")
+	flag.DurationVar(&o.settle, "settle", o.settle, "compare mode: requests starting this long after the first are measured, the ones before only made (the ramp to the steady state)")
 	flag.DurationVar(&o.providerTimeout, "provider-timeout", o.providerTimeout, "PROVIDER_TIMEOUT of the bridge (and the baseline)")
 	flag.BoolVar(&o.providerTLS, "provider-tls", false, "serve the fake over HTTPS with HTTP/2 (always with -scale)")
 	flag.StringVar(&o.logLevel, "log-level", o.logLevel, "LOG_LEVEL of the bridge")
+	flag.DurationVar(&o.logFlush, "log-flush-interval", o.logFlush, "LOG_FLUSH_INTERVAL of the bridge (0: each log line written at once)")
 	flag.BoolVar(&o.autoPipeline, "redis-autopipeline", o.autoPipeline, "REDIS_AUTOPIPELINE of the bridge, and the baseline's Redis client auto-pipelined alike")
 	flag.BoolVar(&o.scale, "scale", false, "scale mode: one burst of -concurrency sessions at once, peak goroutines, sockets, RSS")
 	flag.BoolVar(&o.memory, "memory", false, "memory mode: idle RSS of the bridge and Redis bytes per stored session")

@@ -78,7 +78,9 @@ func serveBridge(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := app.New(ctx, cfg, logging.New(os.Stderr, cfg.LogLevel))
+	log, closeLog := logging.Open(os.Stderr, cfg.LogLevel, cfg.LogFlushInterval)
+	defer closeLog()
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
