@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -215,11 +216,13 @@ func urlVariants(raw string) []string {
 	switch {
 	case u.Port() == "" && def != "":
 		v := *u
-		v.Host = u.Host + ":" + def
+		v.Host = net.JoinHostPort(u.Hostname(), def)
 		out = append(out, v.String())
 	case u.Port() == def:
+		// Hostname drops an IPv6 address' brackets; JoinHostPort puts them back, and the
+		// port is then cut off whole.
 		v := *u
-		v.Host = u.Hostname()
+		v.Host = strings.TrimSuffix(net.JoinHostPort(u.Hostname(), def), ":"+def)
 		out = append(out, v.String())
 	}
 	return out

@@ -29,6 +29,17 @@ func TestSignatureMatchesTwilioSDKVector(t *testing.T) {
 			t.Errorf("%s refused", variant)
 		}
 	}
+	// The same with the host an IPv6 address (a bridge reached by address, behind no name):
+	// its brackets stay in every variant of the URL.
+	for _, pair := range [][2]string{
+		{"https://[2001:db8::1]/myapp.php?foo=1&bar=2", "https://[2001:db8::1]:443/myapp.php?foo=1&bar=2"},
+		{"http://[2001:db8::1]:80/voice", "http://[2001:db8::1]/voice"},
+	} {
+		sig := twilio.Sign("12345", pair[0], form)
+		if !twilio.ValidSignature("12345", sig, pair[1], form) || !twilio.ValidSignature("12345", twilio.Sign("12345", pair[1], form), pair[0], form) {
+			t.Errorf("IPv6: a signature over %s and one over %s are not both taken for the other", pair[0], pair[1])
+		}
+	}
 	for name, tc := range map[string]struct {
 		sig, u string
 		form   url.Values
