@@ -47,6 +47,15 @@ func main() {
 		return
 	}
 	log, closeLog := logging.Open(os.Stderr, cfg.LogLevel, cfg.LogFlushInterval)
+	defer func() {
+		// A panic on this goroutine (the wiring, the shutdown) would leave the info lines
+		// before it in the buffer: write them out, then let the panic go on.
+		if p := recover(); p != nil {
+			log.Error("ivr-bridge panicked", "panic", fmt.Sprint(p))
+			_ = closeLog()
+			panic(p)
+		}
+	}()
 	err = run(cfg, log)
 	if err != nil {
 		log.Error("ivr-bridge stopped", "err", err)

@@ -174,6 +174,10 @@ func (c Config) validate() error {
 	if backends > 1 {
 		return bad("REDIS_URL", "set one of REDIS_URL, REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS, not several")
 	}
+	if c.LogFlushInterval > 0 && c.LogFlushInterval < 10*time.Millisecond {
+		// The flush runs on a ticker of this period, idle or not.
+		return bad("LOG_FLUSH_INTERVAL", "%v is below 10ms (0 writes each line at once)", c.LogFlushInterval)
+	}
 	if (len(c.RedisSentinelAddrs) > 0) != (c.RedisSentinelMaster != "") {
 		return bad("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER go together")
 	}

@@ -22,8 +22,17 @@ func NewBuffered(w io.Writer, interval time.Duration) *Buffered {
 	return &Buffered{&zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(plainWriter{w}), FlushInterval: interval}}
 }
 
-// plainWriter hides every method of its writer but Write (an *os.File's Sync above all).
+// plainWriter hides every method of its writer but Write (an *os.File's Sync above all), and
+// every error of Write: the buffer (a bufio.Writer) keeps the first error it is given and
+// refuses all writes after it, so one failed write to stderr (a full disk, say) would silence
+// the log until exit, warnings and errors too. As when each line was written at once, a failed
+// write loses what it held and the next is tried afresh.
 type plainWriter struct{ io.Writer }
+
+func (w plainWriter) Write(p []byte) (int, error) {
+	_, _ = w.Writer.Write(p)
+	return len(p), nil
+}
 
 func (b *Buffered) Write(p []byte) (int, error) { return b.s.Write(p) }
 

@@ -3,6 +3,7 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -125,6 +126,36 @@ func TestBufferedKeepsConcurrentLinesWhole(t *testing.T) {
 	}
 	if len(seen) != writers*each {
 		t.Fatalf("%d distinct lines written, want %d", len(seen), writers*each)
+	}
+}
+
+// failingOnce fails its first write, then works.
+type failingOnce struct {
+	syncedBuffer
+	failed bool
+}
+
+func (f *failingOnce) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("no space left on device")
+	}
+	return f.syncedBuffer.Write(p)
+}
+
+func TestBufferedLogsOnAfterAFailedWrite(t *testing.T) {
+	out := &failingOnce{}
+	b := NewBuffered(out, time.Hour)
+	defer b.Close()
+	log := New(b, 0)
+	log.Warn("lost") // its write fails
+	log.Warn("after")
+	log.Info("and more")
+	if err := b.Flush(); err != nil {
+		t.Fatalf("Flush after a failed write: %v", err)
+	}
+	if got := messages(t, out.lines()); strings.Join(got, ",") != "after,and more" {
+		t.Fatalf("after one failed write the log holds %q, want after,and more", got)
 	}
 }
 
