@@ -34,9 +34,10 @@ type loadSpec struct {
 	// after the first are made but not measured, so the figures are of the steady state and
 	// not of the ramp. The bounds (requests, duration) count from the end of settle.
 	stagger, settle time.Duration
-	// onStart is called when measuring begins (to sample the server meanwhile): once the
-	// requests are released, or at the end of settle.
-	onStart func()
+	// onStart is called when measuring begins (to sample the server meanwhile): as the
+	// requests are released, or at the end of settle. onEnd, with settle, when the last
+	// measured request starts: the steady window ends there (see loadResult.window).
+	onStart, onEnd func()
 }
 
 // loadResult is what a run measured.
@@ -48,15 +49,37 @@ type loadResult struct {
 	elapsed     time.Duration
 	lat         []time.Duration // of the 2xx answers, sorted
 	maxInFlight int64
+	// settle's requests, made and not measured, and how many of them failed (their errors
+	// are in statuses' place in errs, as "settle <status>", and in errs).
+	settleIssued, settleFailed int
+	// With settle, the steady window: from the end of settle to the start of the last
+	// measured request (onStart to onEnd), when as many requests are in flight as at its
+	// beginning, half-done alike; windowDone requests (measured or not) were answered in
+	// it, windowOK of them 2xx. Costs per request and the throughput are of this window, so
+	// neither the work settle's requests still had to do at its start nor the drain at the
+	// end skews them.
+	window               time.Duration
+	windowDone, windowOK int
 }
 
-func (r loadResult) failed() int { return r.issued - r.ok }
+func (r loadResult) failed() int { return r.issued - r.ok + r.settleFailed }
 
 func (r loadResult) throughput() float64 {
+	if r.window > 0 {
+		return float64(r.windowOK) / r.window.Seconds()
+	}
 	if r.elapsed <= 0 {
 		return 0
 	}
 	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+// answered is what a cost measured over the run (or its steady window) is divided by.
+func (r loadResult) answered() int {
+	if r.window > 0 {
+		return max(1, r.windowDone)
+	}
+	return max(1, r.issued)
 }
 
 // pct is the q-quantile (0..1) of the latencies, nearest rank.
@@ -195,7 +218,19 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 	)
 	// one makes request i, or with i < 0 one of settle's, whose answer is not measured (its
 	// error is: an error is an error whenever it comes).
-	var settling atomic.Int64
+	var (
+		settling, settleFailed, windowDone, windowOK atomic.Int64
+		endAt                                        atomic.Int64 // unix ns of the last measured start
+		measuring, ended                             atomic.Bool
+	)
+	inWindow := func(ok bool) {
+		if spec.settle > 0 && measuring.Load() && !ended.Load() {
+			windowDone.Add(1)
+			if ok {
+				windowOK.Add(1)
+			}
+		}
+	}
 	one := func(i int) {
 		ref := spec.refPrefix + strconv.Itoa(i)
 		if i < 0 {
@@ -218,7 +253,11 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		}
 		d := time.Since(t0)
 		inFlight.Add(-1)
+		inWindow(err == nil && resp.StatusCode >= 200 && resp.StatusCode < 300)
 		if err != nil {
+			if i < 0 {
+				settleFailed.Add(1)
+			}
 			mu.Lock()
 			errs[errKind(err)]++
 			mu.Unlock()
@@ -226,12 +265,17 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		}
 		if i >= 0 {
 			lat[i], status[i] = d, int16(resp.StatusCode)
+		} else if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+			settleFailed.Add(1)
+			mu.Lock()
+			errs["settle "+strconv.Itoa(resp.StatusCode)]++
+			mu.Unlock()
 		}
 	}
 
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
-	var measured, deadline time.Time // set before the gate opens
+	var deadline time.Time // set before the gate opens
 	if spec.burst {
 		for i := 0; i < spec.requests; i++ {
 			wg.Go(func() { <-gate; one(i) })
@@ -243,7 +287,7 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 				<-gate
 				time.Sleep(spec.stagger * time.Duration(w) / time.Duration(spec.concurrency))
 				for ctx.Err() == nil && time.Now().Before(deadline) {
-					if time.Now().Before(measured) {
+					if !measuring.Load() {
 						one(-1)
 						continue
 					}
@@ -251,20 +295,47 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 					if i >= spec.requests {
 						return
 					}
+					if i == spec.requests-1 && spec.settle > 0 {
+						if spec.onEnd != nil {
+							spec.onEnd()
+						}
+						endAt.Store(time.Now().UnixNano())
+						ended.Store(true)
+					}
 					one(i)
 				}
 			})
 		}
 	}
-	measured = time.Now().Add(spec.settle)
-	deadline = measured.Add(spec.duration)
-	close(gate)
-	time.Sleep(time.Until(measured))
-	if spec.onStart != nil {
-		spec.onStart()
+	deadline = time.Now().Add(spec.settle + spec.duration)
+	var measured, windowEnd time.Time
+	if spec.settle <= 0 {
+		if spec.onStart != nil {
+			spec.onStart()
+		}
+		measured = time.Now()
+		measuring.Store(true)
+		close(gate)
+	} else {
+		close(gate)
+		time.Sleep(spec.settle)
+		// The snapshot first, then the switch: no measured request starts before it.
+		if spec.onStart != nil {
+			spec.onStart()
+		}
+		measured = time.Now()
+		measuring.Store(true)
 	}
 	wg.Wait()
-	res := loadResult{elapsed: time.Since(measured), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load()}
+	windowEnd = time.Now() // the time bound ended the run: the window runs to its end
+	if ns := endAt.Load(); ns != 0 {
+		windowEnd = time.Unix(0, ns)
+	}
+	res := loadResult{elapsed: time.Since(measured), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load(),
+		settleIssued: int(settling.Load()), settleFailed: int(settleFailed.Load())}
+	if spec.settle > 0 {
+		res.window, res.windowDone, res.windowOK = windowEnd.Sub(measured), int(windowDone.Load()), int(windowOK.Load())
+	}
 	res.issued = min(int(next.Load()), spec.requests)
 	for i := 0; i < res.issued; i++ {
 		if status[i] == 0 {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -171,5 +174,51 @@ func TestFakeJitter(t *testing.T) {
 	}
 	if below < 600 || above < 600 { // 40 % of 2000 each, expected 800
 		t.Errorf("not spread: %d below 190ms, %d above 210ms of 2000", below, above)
+	}
+}
+
+// TestDriveMeasuresTheSteadyWindow: with settle, the requests before it are made and not
+// measured (their failures still count), and costs and throughput are of the window from its
+// end to the start of the last measured request.
+func TestDriveMeasuresTheSteadyWindow(t *testing.T) {
+	for _, failSettle := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			time.Sleep(5 * time.Millisecond)
+			if failSettle && strings.Contains(string(body), `"t-s`) {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		}))
+		var starts, ends int
+		const requests, concurrency = 300, 10
+		res, err := drive(context.Background(), loadSpec{url: srv.URL, apiKey: "k", concurrency: concurrency, requests: requests,
+			duration: 20 * time.Second, timeout: 5 * time.Second, refPrefix: "t-", stagger: 5 * time.Millisecond,
+			settle: 100 * time.Millisecond, onStart: func() { starts++ }, onEnd: func() { ends++ }})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ok != requests || len(res.lat) != requests || starts != 1 || ends != 1 {
+			t.Fatalf("ok %d, latencies %d, onStart %d×, onEnd %d×: want %d, %d, 1, 1", res.ok, len(res.lat), starts, ends, requests, requests)
+		}
+		if res.settleIssued == 0 || res.window <= 0 || res.window > res.elapsed {
+			t.Fatalf("settle made %d requests; window %v of %v", res.settleIssued, res.window, res.elapsed)
+		}
+		// As many in flight at the window's start as at its end: about the measured count.
+		if res.windowDone < requests-2*concurrency || res.windowDone > requests+2*concurrency {
+			t.Fatalf("%d answered in the window, want about %d", res.windowDone, requests)
+		}
+		if got, want := res.throughput(), float64(res.windowOK)/res.window.Seconds(); got != want || res.answered() != res.windowDone {
+			t.Fatalf("throughput %v, want %v; divisor %d, want %d", got, want, res.answered(), res.windowDone)
+		}
+		if failSettle {
+			if res.settleFailed != res.settleIssued || res.failed() != res.settleFailed || !strings.Contains(res.errorSummary(), "settle 500") {
+				t.Fatalf("settle: %d made, %d failed; failed() %d; errors %s", res.settleIssued, res.settleFailed, res.failed(), res.errorSummary())
+			}
+		} else if res.failed() != 0 {
+			t.Fatalf("failed %d: %s", res.failed(), res.errorSummary())
+		}
 	}
 }
