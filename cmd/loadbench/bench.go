@@ -362,7 +362,7 @@ func (b *bench) compareMode(ctx context.Context) error {
 		of = fmt.Sprintf(" (median of %d rounds)", cmp.rounds)
 	}
 	fmt.Fprintf(b.w, "\nbridge/baseline%s: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
-		of, cmp.ratio, verdict(cmp.ratio >= 0.8), ms64(cmp.p99), verdict(cmp.p99 <= 2*time.Millisecond), ms64(cmp.p50), ms64(cmp.p999))
+		of, cmp.ratio, verdict(cmp.ratio >= 0.8), ms64(cmp.p99), cmp.p99Verdict(2*time.Millisecond), ms64(cmp.p50), ms64(cmp.p999))
 	fmt.Fprintf(b.w, "CPU per start, server and Redis: bridge %.1f× the baseline's%s\n", cmp.cpu, of)
 	if cmp.rounds > 1 {
 		fmt.Fprintf(b.w, "between rounds of the same target: baseline p99 spread %.1f ms, throughput %.0f–%.0f/s; bridge p99 spread %.1f ms, throughput %.0f–%.0f/s\n",
@@ -418,6 +418,23 @@ func compareRuns(runs []measured) comparison {
 	c.cpu = median(cpus)
 	c.bridge, c.baseline = spreadOf(runs, roleBridge), spreadOf(runs, roleBaseline)
 	return c
+}
+
+// p99Verdict judges the p99 overhead against target. Under target it is "met" only when
+// rounds of each target differ by less than target too: an overhead the machine's own
+// spread could hide or make is not decided by its median (a saturated 2-core machine has
+// shown medians from -29 to +84 ms for one build).
+func (c comparison) p99Verdict(target time.Duration) string {
+	if c.p99 > target {
+		return "MISSED"
+	}
+	if c.rounds < 2 {
+		return "met in one round, whose noise is not known: use -rounds 3"
+	}
+	if noise := max(c.bridge.p99Spread, c.baseline.p99Spread); noise > target {
+		return fmt.Sprintf("not decided: rounds of one target differ by up to %.1f ms", ms64(noise))
+	}
+	return "met"
 }
 
 func spreadOf(runs []measured, target string) spread {

@@ -222,3 +222,22 @@ func TestDriveMeasuresTheSteadyWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestP99VerdictNeedsTheNoiseBelowTheTarget: a median overhead under the target is "met" only
+// when rounds of each target differ by less than the target as well.
+func TestP99VerdictNeedsTheNoiseBelowTheTarget(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		c    comparison
+		want string
+	}{
+		{comparison{rounds: 3, p99: 5 * ms}, "MISSED"},
+		{comparison{rounds: 3, p99: -29 * ms, bridge: spread{p99Spread: 71 * ms}, baseline: spread{p99Spread: 66 * ms}}, "not decided: rounds of one target differ by up to 71.0 ms"},
+		{comparison{rounds: 3, p99: ms, bridge: spread{p99Spread: ms}, baseline: spread{p99Spread: ms / 2}}, "met"},
+		{comparison{rounds: 1, p99: ms}, "met in one round, whose noise is not known: use -rounds 3"},
+	} {
+		if got := c.c.p99Verdict(2 * ms); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.c, got, c.want)
+		}
+	}
+}
