@@ -310,6 +310,10 @@ func countLines(path string) int {
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 
 func (b *bench) compareMode(ctx context.Context) error {
+	if b.o.stagger && b.o.settle > 0 && b.o.settle < b.o.latency+b.o.jitter {
+		// Settle must outlast the ramp, or the ramp is measured.
+		return fmt.Errorf("-settle %v is shorter than the ramp of -stagger (one provider latency, %v)", b.o.settle, b.o.latency+b.o.jitter)
+	}
 	fmt.Fprintf(b.w, "  load: %d concurrent, %d requests (warm-up %d first), at most %v each; POST /v1/sessions, unique referenceIds, random UK mobiles\n",
 		b.o.concurrency, b.o.requests, warmupCount(b.o), b.o.duration)
 	start := "all workers at once"

@@ -241,3 +241,17 @@ func TestP99VerdictNeedsTheNoiseBelowTheTarget(t *testing.T) {
 		}
 	}
 }
+
+// The comparison refuses a settle shorter than the ramp (it would measure the ramp); the
+// scale mode, whose provider takes 2 s, has no settle and is not refused (TestScaleSmoke).
+func TestCompareRefusesASettleShorterThanTheRamp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bridge")
+	}
+	o := smokeOptions(t)
+	o.latency, o.settle = 2*time.Second, time.Second
+	err := run(context.Background(), o, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-settle 1s is shorter than the ramp") {
+		t.Fatalf("run = %v, want the refusal", err)
+	}
+}

@@ -112,11 +112,6 @@ func main() {
 		o.requests = o.concurrency
 		o.providerTLS = true
 	}
-	if o.stagger && o.settle > 0 && o.settle < o.latency+o.jitter {
-		// Settle must outlast the ramp, or the ramp is measured.
-		fmt.Fprintf(os.Stderr, "loadbench: -settle %v is shorter than the ramp of -stagger (one provider latency, %v)\n", o.settle, o.latency+o.jitter)
-		os.Exit(2)
-	}
 	if o.cpuprofile != "" {
 		o.inprocess = true
 		if abs, err := filepath.Abs(o.cpuprofile); err == nil {
