@@ -466,3 +466,35 @@ func TestNewer(t *testing.T) {
 		}
 	}
 }
+
+// The writer waits a moment after a change for others to share its notice: changes that come
+// while it waits go out together, and a replica stopping cuts the wait short.
+func TestGatherWaitsForChangesToShareANotice(t *testing.T) {
+	store := newSessions()
+	h := NewHub(nil, "gathertest:", store.read, view, nil)
+	h.gatherFor = time.Hour // only the stop ends this wait
+	ctx, cancel := context.WithCancel(context.Background())
+	var notice strings.Builder
+	h.append(&notice, change{ref: "CG1", ev: Event{ID: "1-1", Data: []byte("{}")}})
+	got := make(chan int)
+	go func() { got <- h.gather(ctx, &notice, 1) }()
+	for _, ref := range []string{"CG2", "CG3"} {
+		h.Publish(ctx, store.write(ref, created, callsession.StatusSent, 0))
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(h.changes) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting writer did not take the changes queued meanwhile")
+		}
+	}
+	cancel()
+	if n := <-got; n != 3 || strings.Count(notice.String(), "\n") != 2 || !strings.Contains(notice.String(), "CG3\t") {
+		t.Fatalf("gathered %d: %q; want the three changes in one notice", n, notice.String())
+	}
+
+	// Without a stop, the wait ends by itself.
+	h.gatherFor = 10 * time.Millisecond
+	notice.Reset()
+	if n := h.gather(context.Background(), &notice, 0); n != 0 || notice.Len() != 0 {
+		t.Fatalf("gathered %d from an empty queue: %q", n, notice.String())
+	}
+}
