@@ -49,8 +49,8 @@ type loadResult struct {
 	elapsed     time.Duration
 	lat         []time.Duration // of the 2xx answers, sorted
 	maxInFlight int64
-	// settle's requests, made and not measured, and how many of them failed (their errors
-	// are in statuses' place in errs, as "settle <status>", and in errs).
+	// settle's requests, made and not measured, and how many of them failed (in errs: a
+	// failed answer as "settle <status>", a transport error by its kind).
 	settleIssued, settleFailed int
 	// With settle, the steady window: from the end of settle to the start of the last
 	// measured request (onStart to onEnd), when as many requests are in flight as at its
@@ -216,8 +216,6 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		mu                          sync.Mutex
 		errs                        = map[string]int{}
 	)
-	// one makes request i, or with i < 0 one of settle's, whose answer is not measured (its
-	// error is: an error is an error whenever it comes).
 	var (
 		settling, settleFailed, windowDone, windowOK atomic.Int64
 		endAt                                        atomic.Int64 // unix ns of the last measured start
@@ -231,6 +229,8 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 			}
 		}
 	}
+	// one makes request i, or with i < 0 one of settle's, whose answer is not measured (its
+	// error is: an error is an error whenever it comes).
 	one := func(i int) {
 		ref := spec.refPrefix + strconv.Itoa(i)
 		if i < 0 {

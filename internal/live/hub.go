@@ -84,7 +84,7 @@ type Hub struct {
 	// changes queue what Publish was given for the writer goroutine, which announces them
 	// in batches: the call path never waits on the live view.
 	changes   chan change
-	gatherFor time.Duration // the const; tests set their own
+	gatherFor time.Duration // defaultGatherFor; tests set their own
 }
 
 type change struct {
