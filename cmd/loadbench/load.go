@@ -60,6 +60,10 @@ type loadResult struct {
 	// end skews them.
 	window               time.Duration
 	windowDone, windowOK int
+	// predialed: how long opening the connections took. The server starts its header
+	// timeout (5 s) when it accepts one, so connections opened longer ago than that before
+	// the release are closed under their first request (an EOF at the client).
+	predialed time.Duration
 }
 
 func (r loadResult) failed() int { return r.issued - r.ok + r.settleFailed }
@@ -203,10 +207,13 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 	client := &http.Client{Transport: tr, Timeout: spec.timeout}
 	defer tr.CloseIdleConnections()
 	defer pd.close()
+	var predialed time.Duration
 	if spec.predial {
+		t0 := time.Now()
 		if err := pd.open(strings.TrimPrefix(spec.url, "http://"), spec.concurrency); err != nil {
 			return loadResult{}, fmt.Errorf("opening %d connections: %w", spec.concurrency, err)
 		}
+		predialed = time.Since(t0)
 	}
 
 	lat := make([]time.Duration, spec.requests)
@@ -332,7 +339,7 @@ func drive(ctx context.Context, spec loadSpec) (loadResult, error) {
 		windowEnd = time.Unix(0, ns)
 	}
 	res := loadResult{elapsed: time.Since(measured), statuses: map[int]int{}, errs: errs, maxInFlight: maxInFlight.Load(),
-		settleIssued: int(settling.Load()), settleFailed: int(settleFailed.Load())}
+		settleIssued: int(settling.Load()), settleFailed: int(settleFailed.Load()), predialed: predialed}
 	if spec.settle > 0 {
 		res.window, res.windowDone, res.windowOK = windowEnd.Sub(measured), int(windowDone.Load()), int(windowOK.Load())
 	}
