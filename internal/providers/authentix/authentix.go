@@ -7,13 +7,14 @@ package authentix
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/providerhttp"

@@ -10,10 +10,11 @@ package callconnect
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authsignal/authsignalapi"

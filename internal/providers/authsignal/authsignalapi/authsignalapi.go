@@ -15,12 +15,13 @@ package authsignalapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 )
