@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,21 +16,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/store/storetest"
 )
 
 // clients are miniredis always, and the real Redis at REDIS_URL when set.
 func clients(t *testing.T) map[string]redis.UniversalClient {
-	mr := miniredis.RunT(t)
-	out := map[string]redis.UniversalClient{"miniredis": redis.NewClient(&redis.Options{Addr: mr.Addr()})}
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		o, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out["redis"] = redis.NewClient(o)
-	}
-	for _, c := range out {
+	out := map[string]redis.UniversalClient{}
+	for name, o := range storetest.Servers(t) {
+		c := redis.NewClient(o)
 		t.Cleanup(func() { c.Close() })
+		out[name] = c
 	}
 	return out
 }

@@ -96,7 +96,7 @@ func TestAutoPipelinedCallsEndWithTheirContext(t *testing.T) {
 // or not: every script of a call's path runs after a flush. Miniredis, and the real Redis
 // at REDIS_URL.
 func TestScriptsAfterAFlush(t *testing.T) {
-	for name, o := range servers(t) {
+	for name, o := range storetest.Servers(t) {
 		c := redis.NewClient(o)
 		t.Cleanup(func() { c.Close() })
 		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {

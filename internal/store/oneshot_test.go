@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
@@ -71,26 +69,13 @@ func newReplyLosingProxy(t *testing.T, target string) *replyLosingProxy {
 	return p
 }
 
-// servers are a fresh miniredis, and the real Redis at REDIS_URL when it is set.
-func servers(t *testing.T) map[string]*redis.Options {
-	out := map[string]*redis.Options{"miniredis": {Addr: miniredis.RunT(t).Addr()}}
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		o, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out["redis"] = o
-	}
-	return out
-}
-
 // A write whose reply is lost is not sent again: go-redis retries a command after a broken
 // connection, and a compare-and-set run twice would answer a conflict, so Update would apply
 // its change a second time (an attempt counted twice). The caller gets a storage error
 // instead (the IVR retries), and the change is stored once. Both modes; miniredis, and the
 // real Redis at REDIS_URL.
 func TestAWriteWhoseReplyIsLostRunsOnce(t *testing.T) {
-	for name, target := range servers(t) {
+	for name, target := range storetest.Servers(t) {
 		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				ctx := context.Background()
