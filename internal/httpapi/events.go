@@ -44,7 +44,7 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	if last == "" {
 		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header
 	}
-	if last != "" && !live.Newer(last, "") {
+	if last != "" && !live.ValidID(last) {
 		return eventsFailure(live.ErrBadEventID)
 	}
 	// The state now (Get writes first what time has decided), under its own ID.

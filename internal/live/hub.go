@@ -56,6 +56,12 @@ func Newer(id, after string) bool {
 	return ok && (c > ac || c == ac && v > av)
 }
 
+// ValidID reports whether id is an event ID (as a Last-Event-ID must be).
+func ValidID(id string) bool {
+	_, _, ok := parseID(id)
+	return ok
+}
+
 func parseID(id string) (created, version int64, ok bool) {
 	if !validID(id) {
 		return 0, 0, false
@@ -287,16 +293,20 @@ func (h *Hub) deliverNotice(payload string) {
 	for record := range strings.SplitSeq(payload, string(recordSep)) {
 		ref, rest, _ := strings.Cut(record, string(fieldSep))
 		id, data, ok := strings.Cut(rest, string(fieldSep))
+		ok = ok && validID(id)
 		h.mu.Lock()
-		for w := range h.watchers[ref] {
-			if !ok || !validID(id) {
-				w.signal()
-				continue
-			}
-			select {
-			case w.events <- Event{ID: id, Data: []byte(data)}:
-			default: // the viewer is behind: it reads the stored state, the newest
-				w.signal()
+		if ws := h.watchers[ref]; len(ws) > 0 {
+			ev := Event{ID: id, Data: []byte(data)} // one copy for all: viewers only read it
+			for w := range ws {
+				if !ok {
+					w.signal()
+					continue
+				}
+				select {
+				case w.events <- ev:
+				default: // the viewer is behind: it reads the stored state, the newest
+					w.signal()
+				}
 			}
 		}
 		h.mu.Unlock()

@@ -492,3 +492,15 @@ func TestGatherWaitsForChangesToShareANotice(t *testing.T) {
 		t.Fatalf("gathered %d from an empty queue: %q", n, notice.String())
 	}
 }
+
+// ValidID is Newer's reading of an ID: what it cannot order is not an event ID.
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"1700000000000-3": true, "0-0": true, "": false, "12": false, "-1": false, "1-": false,
+		"1-2-3": false, "a-1": false, "99999999999999999999-1": false, // past int64
+	} {
+		if got := ValidID(id); got != want || got != Newer(id, "") {
+			t.Errorf("ValidID(%q) = %v, Newer(%q, \"\") = %v; want %v", id, got, id, Newer(id, ""), want)
+		}
+	}
+}
