@@ -239,11 +239,14 @@ type measured struct {
 	round    int // compare mode: which round, from 1
 }
 
-// cpuPerStart is the server's and Redis' CPU per request answered (in the steady window when
-// there is one), in microseconds.
-func (m measured) cpuPerStart() float64 {
-	return float64((m.cpu + m.redisCPU).Microseconds()) / float64(m.res.answered())
+// perRequest is d per request answered (in the steady window when there is one), in
+// microseconds.
+func (m measured) perRequest(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(m.res.answered())
 }
+
+// cpuPerStart is the server's and Redis' CPU per request, in microseconds.
+func (m measured) cpuPerStart() float64 { return m.perRequest(m.cpu + m.redisCPU) }
 
 // runTarget starts target, warms it up, measures one run and stops it.
 func (b *bench) runTarget(ctx context.Context, target string) (measured, error) {
@@ -273,22 +276,21 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 	spec.settle = b.o.settle
 	// CPU, Redis' CPU and the peaks are of the measured run: from the end of settle to the
 	// start of the last measured request (the steady window), or to the run's end.
+	// snap is the CPU used so far by the server, this program and Redis.
+	snap := func() [3]time.Duration { return [3]time.Duration{cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)} }
 	var stop func() peaks
-	var cpu0, self0, redis0, cpu1, self1, redis1 time.Duration
+	var at0, at1 [3]time.Duration
 	spec.onStart = func() {
 		stop = sample(s, 250*time.Millisecond, false)
-		cpu0, self0, redis0 = cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
+		at0 = snap()
 	}
 	ended := false
-	spec.onEnd = func() {
-		cpu1, self1, redis1 = cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
-		ended = true
-	}
+	spec.onEnd = func() { at1, ended = snap(), true }
 	m.res, err = drive(ctx, spec)
 	if !ended {
-		cpu1, self1, redis1 = cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)
+		at1 = snap()
 	}
-	m.cpu, m.loadCPU, m.redisCPU = cpu1-cpu0, self1-self0, redis1-redis0
+	m.cpu, m.loadCPU, m.redisCPU = at1[0]-at0[0], at1[1]-at0[1], at1[2]-at0[2]
 	if stop != nil {
 		m.peaks = stop()
 	}
@@ -346,12 +348,11 @@ func (b *bench) compareMode(ctx context.Context) error {
 		r := m.res
 		fmt.Fprintf(b.w, "%-*s %8d %7d %8.2fs %9.0f/s %8s %8s %8s %8s %10.0f %7dMB %8d\n", width, label(m), r.ok, r.failed(),
 			r.elapsed.Seconds(), r.throughput(), ms(r.pct(.5)), ms(r.pct(.99)), ms(r.pct(.999)), ms(r.pct(1)),
-			float64(m.cpu.Microseconds())/float64(r.answered()), m.peaks.rssKB/1024, m.peaks.socks)
+			m.perRequest(m.cpu), m.peaks.rssKB/1024, m.peaks.socks)
 	}
 	for _, m := range runs {
-		perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(m.res.answered()) }
 		fmt.Fprintf(b.w, "%-*s errors: %s; CPU µs/req of this program (load+fake) %.0f, of Redis %.0f; %d log lines", width, label(m), m.res.errorSummary(),
-			perReq(m.loadCPU), perReq(m.redisCPU), m.logLines)
+			m.perRequest(m.loadCPU), m.perRequest(m.redisCPU), m.logLines)
 		if r := m.res; r.window > 0 {
 			fmt.Fprintf(b.w, "; settle %d requests (%d failed); steady window %.2fs, %d answered in it", r.settleIssued, r.settleFailed, r.window.Seconds(), r.windowDone)
 		}
