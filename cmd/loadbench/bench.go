@@ -237,6 +237,22 @@ type measured struct {
 	idleRSS  int64
 	logLines int
 	round    int // compare mode: which round, from 1
+	// times: what the server timed itself over the measured run (its /metrics); timesErr
+	// when it could not be read.
+	times    serverTimes
+	timesErr error
+}
+
+// split is where a measured request's time went, as means in milliseconds: the provider
+// call, the rest of the server's handler, and outside the handler (the client, the
+// kernel, queues before the handler runs and after it returns). The client's mean is of
+// the measured requests, the server's of the requests answered in the run's window: the
+// same steady state, not the same requests.
+type split struct{ provider, handlerRest, outside float64 }
+
+func (m measured) split() split {
+	h := m.times.handlerMean()
+	return split{provider: m.times.providerMean(), handlerRest: h - m.times.providerMean(), outside: float64(m.res.mean())/1e6 - h}
 }
 
 // perRequest is d per request answered (in the steady window when there is one), in
@@ -280,17 +296,29 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 	snap := func() [3]time.Duration { return [3]time.Duration{cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)} }
 	var stop func() peaks
 	var at0, at1 [3]time.Duration
+	// The server's own timings, read after the CPU snapshots (the read costs the server a
+	// little CPU: outside its window).
+	mc := &http.Client{Timeout: 2 * time.Second}
+	defer mc.CloseIdleConnections()
+	var t0, t1 serverTimes
+	var t0Err, t1Err error
 	spec.onStart = func() {
 		stop = sample(s, 250*time.Millisecond, false)
 		at0 = snap()
+		t0, t0Err = readServerTimes(ctx, mc, s.url)
 	}
 	ended := false
-	spec.onEnd = func() { at1, ended = snap(), true }
+	spec.onEnd = func() {
+		at1, ended = snap(), true
+		t1, t1Err = readServerTimes(ctx, mc, s.url)
+	}
 	m.res, err = drive(ctx, spec)
 	if !ended {
 		at1 = snap()
+		t1, t1Err = readServerTimes(ctx, mc, s.url)
 	}
 	m.cpu, m.loadCPU, m.redisCPU = at1[0]-at0[0], at1[1]-at0[1], at1[2]-at0[2]
+	m.times, m.timesErr = t1.sub(t0), cmpErr(t0Err, t1Err)
 	if stop != nil {
 		m.peaks = stop()
 	}
@@ -358,6 +386,16 @@ func (b *bench) compareMode(ctx context.Context) error {
 		}
 		fmt.Fprintln(b.w)
 	}
+	fmt.Fprintf(b.w, "\nwhere a request's time went, means in ms (client: measured requests; server: answered in the window):\n")
+	for _, m := range runs {
+		if m.timesErr != nil {
+			fmt.Fprintf(b.w, "%-*s server timings unread: %v\n", width, label(m), m.timesErr)
+			continue
+		}
+		sp := m.split()
+		fmt.Fprintf(b.w, "%-*s client %.1f = provider call %.1f + rest of the handler %.1f + outside the handler %.1f\n",
+			width, label(m), float64(m.res.mean())/1e6, sp.provider, sp.handlerRest, sp.outside)
+	}
 	cmp := compareRuns(runs)
 	if cmp.failed > 0 {
 		fmt.Fprintf(b.w, "\nWARNING: a target had errors; the ratios below compare unlike runs\n")
@@ -369,6 +407,10 @@ func (b *bench) compareMode(ctx context.Context) error {
 	fmt.Fprintf(b.w, "\nbridge/baseline%s: throughput %.2f× (target ≥ 0.80×: %s); p99 overhead %+.1f ms (target ≤ 2 ms: %s); p50 overhead %+.1f ms; p99.9 overhead %+.1f ms\n",
 		of, cmp.ratio, verdict(cmp.ratio >= 0.8), ms64(cmp.p99), cmp.p99Verdict(2*time.Millisecond), ms64(cmp.p50), ms64(cmp.p999))
 	fmt.Fprintf(b.w, "CPU per start, server and Redis: bridge %.1f× the baseline's%s\n", cmp.cpu, of)
+	if cmp.split != nil {
+		fmt.Fprintf(b.w, "the bridge's mean overhead%s: %+.1f ms = provider call %+.1f + rest of the handler %+.1f + outside the handler %+.1f\n",
+			of, cmp.split.provider+cmp.split.handlerRest+cmp.split.outside, cmp.split.provider, cmp.split.handlerRest, cmp.split.outside)
+	}
 	if cmp.rounds > 1 {
 		fmt.Fprintf(b.w, "between rounds of the same target: baseline p99 spread %.1f ms, throughput %.0f–%.0f/s; bridge p99 spread %.1f ms, throughput %.0f–%.0f/s\n",
 			ms64(cmp.baseline.p99Spread), cmp.baseline.minTput, cmp.baseline.maxTput, ms64(cmp.bridge.p99Spread), cmp.bridge.minTput, cmp.bridge.maxTput)
@@ -397,6 +439,9 @@ type comparison struct {
 	cpu              float64
 	p50, p99, p999   time.Duration
 	bridge, baseline spread
+	// split: the medians of the bridge's mean time minus the baseline's, per part; nil
+	// when a round's server timings could not be read.
+	split *split
 }
 
 type spread struct {
@@ -409,8 +454,15 @@ func compareRuns(runs []measured) comparison {
 	var c comparison
 	var ratios, cpus []float64
 	var p50s, p99s, p999s []time.Duration
+	var provs, rests, outs []float64
+	timed := true
 	for i := 0; i+1 < len(runs); i += 2 {
 		br, bl := runs[i].res, runs[i+1].res
+		if runs[i].timesErr != nil || runs[i+1].timesErr != nil {
+			timed = false
+		}
+		sb, sl := runs[i].split(), runs[i+1].split()
+		provs, rests, outs = append(provs, sb.provider-sl.provider), append(rests, sb.handlerRest-sl.handlerRest), append(outs, sb.outside-sl.outside)
 		c.failed += br.failed() + bl.failed()
 		ratios = append(ratios, br.throughput()/max(bl.throughput(), 1e-9))
 		cpus = append(cpus, runs[i].cpuPerStart()/max(runs[i+1].cpuPerStart(), 1e-9))
@@ -421,6 +473,9 @@ func compareRuns(runs []measured) comparison {
 	c.rounds = len(ratios)
 	c.ratio, c.p50, c.p99, c.p999 = median(ratios), median(p50s), median(p99s), median(p999s)
 	c.cpu = median(cpus)
+	if timed && c.rounds > 0 {
+		c.split = &split{provider: median(provs), handlerRest: median(rests), outside: median(outs)}
+	}
 	c.bridge, c.baseline = spreadOf(runs, roleBridge), spreadOf(runs, roleBaseline)
 	return c
 }

@@ -86,6 +86,15 @@ func (r loadResult) answered() int {
 	return max(1, r.issued)
 }
 
+// mean of the latencies of the 2xx answers.
+func (r loadResult) mean() time.Duration {
+	var sum time.Duration
+	for _, d := range r.lat {
+		sum += d
+	}
+	return sum / time.Duration(max(len(r.lat), 1))
+}
+
 // pct is the q-quantile (0..1) of the latencies, nearest rank.
 func (r loadResult) pct(q float64) time.Duration {
 	if len(r.lat) == 0 {

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/labstack/echo/v4"
 )
 
 // TestMain runs the children (baseline, in-process bridge) when this test binary is started
@@ -72,10 +76,29 @@ func runSmoke(t *testing.T, o options, want ...string) string {
 // TestCompareSmoke builds the binary and runs both targets briefly: every request answered,
 // the figures printed.
 func TestCompareSmoke(t *testing.T) {
-	out := runSmoke(t, smokeOptions(t), "bridge/baseline: throughput", "\nbridge      ", "\nbaseline    ")
+	out := runSmoke(t, smokeOptions(t), "bridge/baseline: throughput", "\nbridge      ", "\nbaseline    ",
+		"where a request's time went", "the bridge's mean overhead: ")
+	// Each server's own timings were read: its provider calls take at least the fake's
+	// latency (10 ms), and no more than the client waited.
+	splits := 0
+	for _, line := range strings.Split(out, "\n") {
+		var name string
+		var client, provider, rest, outside float64
+		if _, err := fmt.Sscanf(line, "%s client %f = provider call %f + rest of the handler %f + outside the handler %f",
+			&name, &client, &provider, &rest, &outside); err != nil {
+			continue
+		}
+		splits++
+		if provider < 10 || provider > client || rest < 0 {
+			t.Errorf("%s: provider call %.1f ms, rest of the handler %.1f ms, client %.1f ms", name, provider, rest, client)
+		}
+	}
+	if splits != 2 || strings.Contains(out, "server timings unread") {
+		t.Errorf("want the time split of both servers, found %d", splits)
+	}
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "bridge ") || strings.HasPrefix(line, "baseline ") {
-			if f := strings.Fields(line); len(f) > 2 && f[1] != "errors:" && (f[1] != "200" || f[2] != "0") {
+			if f := strings.Fields(line); len(f) > 2 && f[1] != "errors:" && f[1] != "client" && (f[1] != "200" || f[2] != "0") {
 				t.Errorf("want 200 answered and 0 errors: %s", line)
 			}
 		}
@@ -148,6 +171,74 @@ func TestCompareRunsMedians(t *testing.T) {
 	}
 	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
 		t.Errorf("median of an even count = %v, want 2.5", got)
+	}
+}
+
+// TestServerTimes: the four series are read from the bridge's /metrics text, other lines
+// (a histogram's buckets, other routes) ignored; the baseline serves them alike; a server
+// without them is an error, not zeros.
+func TestServerTimes(t *testing.T) {
+	bridge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "# HELP x\n%s 4.5\n%s 20\n", handlerSum, handlerCount)
+		fmt.Fprintf(w, "ivr_bridge_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/sessions\",le=\"0.25\"} 19\n")
+		fmt.Fprintf(w, "ivr_bridge_http_request_duration_seconds_sum{method=\"GET\",route=\"/healthz\"} 99\n")
+		fmt.Fprintf(w, "%s 4\n%s 19\n", providerSum, providerCount)
+	}))
+	defer bridge.Close()
+	got, err := readServerTimes(context.Background(), http.DefaultClient, bridge.URL)
+	if err != nil || got != (serverTimes{starts: 20, handler: 4.5, calls: 19, provider: 4}) {
+		t.Fatalf("bridge: %+v, %v", got, err)
+	}
+	if h, p := got.sub(serverTimes{starts: 10, handler: 2, calls: 9, provider: 2}).handlerMean(), got.providerMean(); h != 250 || p != 4000.0/19 {
+		t.Errorf("handler mean %v ms, provider mean %v ms", h, p)
+	}
+
+	b := &baseline{}
+	b.starts.Store(3)
+	b.handlerNS.Store(int64(750 * time.Millisecond))
+	b.calls.Store(2)
+	b.providerNS.Store(int64(400 * time.Millisecond))
+	e := echo.New()
+	e.GET("/metrics", b.metrics)
+	base := httptest.NewServer(e)
+	defer base.Close()
+	got, err = readServerTimes(context.Background(), http.DefaultClient, base.URL)
+	if err != nil || got != (serverTimes{starts: 3, handler: 0.75, calls: 2, provider: 0.4}) {
+		t.Fatalf("baseline: %+v, %v", got, err)
+	}
+
+	none := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s 1\n", handlerSum)
+	}))
+	defer none.Close()
+	if _, err := readServerTimes(context.Background(), http.DefaultClient, none.URL); err == nil {
+		t.Error("a /metrics without the series read as zeros")
+	}
+}
+
+// TestCompareRunsSplit: the bridge's mean overhead is split into the medians over rounds of
+// its parts' differences from the baseline's; a round whose server timings were not read
+// leaves the split out rather than print zeros.
+func TestCompareRunsSplit(t *testing.T) {
+	run := func(name string, provider, rest, outside float64) measured {
+		client := time.Duration((provider + rest + outside) * 1e6) // the mean of one latency
+		return measured{name: name, res: loadResult{issued: 1, ok: 1, elapsed: time.Second, lat: []time.Duration{client}},
+			times: serverTimes{starts: 10, handler: (provider + rest) / 100, calls: 10, provider: provider / 100}}
+	}
+	runs := []measured{
+		// bridge minus baseline per round: provider +1, +2, +9; rest +20, +10, +30; outside +3, -1, +1
+		run(roleBridge, 210, 30, 10), run(roleBaseline, 209, 10, 7),
+		run(roleBridge, 212, 20, 8), run(roleBaseline, 210, 10, 9),
+		run(roleBridge, 219, 40, 11), run(roleBaseline, 210, 10, 10),
+	}
+	c := compareRuns(runs)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	if c.split == nil || !near(c.split.provider, 2) || !near(c.split.handlerRest, 20) || !near(c.split.outside, 1) {
+		t.Fatalf("split %+v, want provider +2, rest +20, outside +1", c.split)
+	}
+	runs[3].timesErr = errors.New("no /metrics")
+	if c := compareRuns(runs); c.split != nil {
+		t.Fatalf("split %+v from a round without timings", c.split)
 	}
 }
 

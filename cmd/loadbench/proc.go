@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -218,26 +219,87 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// goroutines reads go_goroutines from the bridge's GET /metrics.
-func goroutines(ctx context.Context, c *http.Client, base string) (int64, error) {
+// scrape reads the server's GET /metrics (Prometheus text), calling line for each line.
+func scrape(ctx context.Context, c *http.Client, base string, line func(string)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /metrics answered %d", resp.StatusCode)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return int64(f), err
-		}
+		line(sc.Text())
 	}
-	return 0, fmt.Errorf("no go_goroutines in /metrics (status %d)", resp.StatusCode)
+	return sc.Err()
+}
+
+// goroutines reads go_goroutines from the bridge's GET /metrics.
+func goroutines(ctx context.Context, c *http.Client, base string) (int64, error) {
+	n := int64(-1)
+	err := scrape(ctx, c, base, func(l string) {
+		if rest, ok := strings.CutPrefix(l, "go_goroutines "); ok && n < 0 {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
+				n = int64(f)
+			}
+		}
+	})
+	if err == nil && n < 0 {
+		err = errors.New("no go_goroutines in /metrics")
+	}
+	return n, err
+}
+
+// The series of the bridge's /metrics that time a start inside the server; the baseline
+// serves the same four (see baseline.metrics).
+const (
+	startSeries    = `{method="POST",route="/v1/sessions"}`
+	providerSeries = `{operation="send",provider="callconnect"}`
+	handlerSum     = "ivr_bridge_http_request_duration_seconds_sum" + startSeries
+	handlerCount   = "ivr_bridge_http_request_duration_seconds_count" + startSeries
+	providerSum    = "ivr_bridge_provider_call_duration_seconds_sum" + providerSeries
+	providerCount  = "ivr_bridge_provider_call_duration_seconds_count" + providerSeries
+)
+
+// serverTimes is what a server timed itself, so far: starts answered and the seconds its
+// handler spent on them; provider calls made and the seconds they took.
+type serverTimes struct {
+	starts, handler, calls, provider float64
+}
+
+func (t serverTimes) sub(b serverTimes) serverTimes {
+	return serverTimes{t.starts - b.starts, t.handler - b.handler, t.calls - b.calls, t.provider - b.provider}
+}
+
+// handlerMean and providerMean are in milliseconds; zero without requests.
+func (t serverTimes) handlerMean() float64  { return 1000 * t.handler / max(t.starts, 1) }
+func (t serverTimes) providerMean() float64 { return 1000 * t.provider / max(t.calls, 1) }
+
+// readServerTimes scrapes the start and provider-call timings from the server's /metrics.
+func readServerTimes(ctx context.Context, c *http.Client, base string) (serverTimes, error) {
+	var t serverTimes
+	fields := map[string]*float64{handlerSum: &t.handler, handlerCount: &t.starts, providerSum: &t.provider, providerCount: &t.calls}
+	found := 0
+	err := scrape(ctx, c, base, func(l string) {
+		name, v, ok := strings.Cut(l, "} ")
+		if f := fields[name+"}"]; ok && f != nil {
+			if x, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				*f = x
+				found++
+			}
+		}
+	})
+	if err == nil && found < len(fields) {
+		err = fmt.Errorf("/metrics holds %d of the %d start timings", found, len(fields))
+	}
+	return t, err
 }
 
 // nofile is RLIMIT_NOFILE.
