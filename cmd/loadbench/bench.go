@@ -604,7 +604,7 @@ func (b *bench) scaleTarget(ctx context.Context, target string) (failed int, err
 	spec := loadSpec{url: s.url, apiKey: apiKey, concurrency: b.o.concurrency, requests: b.o.concurrency, duration: time.Hour,
 		timeout: b.o.providerTimeout + 6*time.Second, refPrefix: b.runID + "-" + target + "-", burst: true, predial: true,
 		onStart: func() { stop = sample(s, 100*time.Millisecond, bridge) }}
-	cpu0, self0 := cpuTime(s.pid()), selfCPU()
+	cpu0, self0, conns0 := cpuTime(s.pid()), selfCPU(), b.fake.conns.Load()
 	res, err := drive(ctx, spec)
 	cpu, self := cpuTime(s.pid())-cpu0, selfCPU()-self0
 	if stop == nil {
@@ -621,7 +621,8 @@ func (b *bench) scaleTarget(ctx context.Context, target string) (failed int, err
 		return strconv.FormatInt(n, 10)
 	}
 	fmt.Fprintf(b.w, "\n%s: idle %s goroutines, %d sockets, RSS %d MB\n", target, g(idleG), idleSocks, idleRSS/1024)
-	fmt.Fprintf(b.w, "  connections opened in %.2fs; in flight at once: %d at the client, %d held at the provider\n", res.predialed.Seconds(), res.maxInFlight, b.fake.maxInFlight.Load())
+	fmt.Fprintf(b.w, "  connections opened in %.2fs; in flight at once: %d at the client, %d held at the provider; %d connections to the provider opened in the burst\n",
+		res.predialed.Seconds(), res.maxInFlight, b.fake.maxInFlight.Load(), b.fake.conns.Load()-conns0)
 	fmt.Fprintf(b.w, "  answered %d/%d, errors %d (%s), all answered within %.2fs\n", res.ok, res.issued, res.failed(), res.errorSummary(), res.elapsed.Seconds())
 	fmt.Fprintf(b.w, "  latency p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms (provider %v)\n",
 		ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), ms(res.pct(1)), b.o.latency)

@@ -21,8 +21,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app"
+	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/config"
 	"github.com/ivr-bridge/ivr-bridge/internal/logging"
+	"github.com/ivr-bridge/ivr-bridge/internal/providers/providerhttp"
 )
 
 // The program runs its servers as child processes of itself, so each is measured on its
@@ -165,13 +167,13 @@ func serveBaseline(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("PROVIDER_TIMEOUT: %w", err)
 	}
-	// The provider client's pool is the bridge's (providerhttp.New).
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 1024, 1024, 90*time.Second
+	// The provider's HTTP client is the bridge's (its pools, HTTP/1.1 and HTTP/2): the
+	// comparison is of the work around the call, not of how calls are carried.
+	providerClient := providerhttp.New(callsession.ProviderCallConnect, timeout).HTTP
 	client := redis.NewClient(opts)
 	defer client.Close()
 	b := &baseline{
-		rdb: client, http: &http.Client{Transport: tr},
+		rdb: client, http: providerClient,
 		prefix: os.Getenv(baselinePrefEnv), apiKey: os.Getenv("IVR_BRIDGE_API_KEYS"),
 		providerURL: strings.TrimRight(os.Getenv("CALLCONNECT_BASE_URL"), "/") + "/call/start",
 		secret:      os.Getenv("CALLCONNECT_SECRET"), timeout: timeout,
