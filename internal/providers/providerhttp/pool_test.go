@@ -126,6 +126,74 @@ func TestBurstSharesConnections(t *testing.T) {
 	}
 }
 
+// Servers allowing fewer streams than net/http assumes before their SETTINGS arrive (100)
+// get no more than they allow: no call waits for good behind the ones reserved beyond the
+// limit (golang/go#70809), none is refused for good.
+func TestBurstAtASmallStreamLimit(t *testing.T) {
+	for _, streams := range []uint32{12, 100, 150} {
+		p := newTLSProvider(t, streams, echoSlowly)
+		if failed, err := burst(p.client(), p.URL, 400); failed > 0 {
+			t.Errorf("%d streams: %d of 400 calls failed: %v", streams, failed, err)
+		}
+	}
+}
+
+// A dial that fails while the origin has a connection, busy, fails no call: they wait for
+// its streams.
+func TestFailedDialBesideALiveConnection(t *testing.T) {
+	release := make(chan struct{})
+	p := newTLSProvider(t, 2, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) == `{"hold":1}` {
+			<-release
+		}
+		_, _ = w.Write(b)
+	})
+	c := p.client()
+	tr := c.HTTP.Transport.(*pool).t
+	var dials atomic.Int64
+	d := &net.Dialer{}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) > 1 {
+			return nil, errors.New("simulated dial failure")
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	// A first call answered: the connection has the server's limit, 2 streams.
+	if _, _, err := post(context.Background(), c, p.URL, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	call := func() {
+		wg.Go(func() {
+			_, _, err := post(context.Background(), c, p.URL, `{"hold":1}`)
+			errs <- err
+		})
+	}
+	call()
+	call()
+	for deadline := time.Now().Add(5 * time.Second); p.http2.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	call() // finds both streams taken: dials, the dial fails, it waits
+	for deadline := time.Now().Add(5 * time.Second); dials.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the failed dial reported
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a call failed: %v", err)
+		}
+	}
+	if dials.Load() != 2 {
+		t.Errorf("%d dials, want 2: the third call tries another connection", dials.Load())
+	}
+}
+
 // BenchmarkBurst prints the connections a burst of 1,000 calls opens to an HTTP/2 provider
 // allowing 50 streams per connection, through the pool and through the Transport alone
 // (what the pool replaced), and how long the burst takes (each call 200 ms at the provider).
@@ -312,8 +380,8 @@ func (p *pool) liveConns(addr string) int {
 	defer p.mu.Unlock()
 	n := 0
 	if o := p.origins[addr]; o != nil {
-		for _, cc := range o.conns {
-			if cc.Err() == nil {
+		for _, c := range o.conns {
+			if c.cc.Err() == nil {
 				n++
 			}
 		}
@@ -361,7 +429,7 @@ func TestUnprocessedCallsAreSentAgain(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, "https://p.example/x", strings.NewReader(`{"a":1}`))
 	_, _ = io.ReadAll(req.Body) // sent once
-	again, err := rewound(req)
+	again, err := rewound(req, errors.New("refused"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +437,7 @@ func TestUnprocessedCallsAreSentAgain(t *testing.T) {
 		t.Errorf("sent again with body %q", b)
 	}
 	req.GetBody = nil
-	if _, err := rewound(req); err == nil {
+	if _, err := rewound(req, errors.New("refused")); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Error("a body that cannot be read again was sent again")
 	}
 }
