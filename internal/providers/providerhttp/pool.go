@@ -66,21 +66,29 @@ type waiter chan struct{}
 type conn struct {
 	cc *http.ClientConn
 	// settled: the connection has the server's limit on streams. Until then net/http
-	// assumes 100, and a server allowing fewer would have the calls reserved beyond its
-	// limit wait behind each other for good (golang/go#70809), so an unsettled connection
-	// takes no more calls than the origin is known to allow, or probeStreams.
+	// assumes 100, and a server allowing fewer would refuse the calls beyond its limit or,
+	// its SETTINGS arriving while they wait to be sent, have them wait behind each other
+	// for good (golang/go#70809); so an unsettled connection takes no more calls than the
+	// origin is known to allow, or probeStreams.
 	settled bool
 }
 
 const (
 	// assumedStreams is the limit net/http assumes before a server's SETTINGS arrive.
 	assumedStreams = 100
-	// probeStreams is how many calls a connection takes before its origin's limit is known.
-	probeStreams = 10
+	// probeStreams is how many calls a connection takes before its origin's limit is known:
+	// one, for a server may allow as few (golang/go#70809 is reachable with any more).
+	// The price is at a cold start: a first burst to a server allowing exactly 100 streams
+	// (nothing tells them from the assumed 100 but an answer) has one call per connection,
+	// at most maxDialsPerOrigin of them, until the first answers come back; a server
+	// allowing more or fewer says so in its SETTINGS, one round trip after the handshake.
+	probeStreams = 1
 	// maxDialsPerOrigin bounds the dials in flight to one origin, whatever the burst.
 	maxDialsPerOrigin = 32
 	// redialAfter is how long after a failed dial the next may start.
 	redialAfter = time.Second
+	// relookAfter: a waiting call looks again at least this often.
+	relookAfter = time.Second
 	// dialTimeout bounds opening one connection (TCP and TLS), which serves many calls, so
 	// it runs on its own deadline, not on the call's that started it.
 	dialTimeout = 15 * time.Second
@@ -95,7 +103,7 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		return p.t.RoundTrip(req)
 	}
 	addr := hostPort(req.URL)
-	for attempt := 1; ; attempt++ {
+	for attempt, refusals := 1, 0; ; {
 		o, c, err := p.reserve(req.Context(), addr)
 		if err != nil {
 			if req.Body != nil {
@@ -110,10 +118,21 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			p.answered(o, c)
 		}
-		if err == nil || attempt == maxAttempts || !unprocessed(err) {
+		if err == nil {
+			return resp, nil
+		}
+		// The provider did not process the call: send it again. A refused stream is a
+		// connection that took more calls than its server allows before it knew the limit:
+		// those are sent again as long as the call's deadline allows (at most maxRefusals);
+		// other errors of a call that did not go out, maxAttempts times in all.
+		switch kind := unprocessed(err); {
+		case kind == refused && refusals < maxRefusals:
+			refusals++
+		case kind == notSent && attempt < maxAttempts:
+			attempt++
+		default:
 			return resp, err
 		}
-		// The provider did not process the call: send it again, as the Transport does.
 		if req, err = rewound(req, err); err != nil {
 			return nil, err
 		}
@@ -180,13 +199,21 @@ func (p *pool) reserve(ctx context.Context, addr string) (*origin, *conn, error)
 			o.leave(e)
 			return o, c, err
 		}
+		// Looked at again each second anyway: a dial held back after a failure may start
+		// then, and a change of a connection's state the hook did not report is seen.
+		relook := time.NewTimer(relookAfter)
 		select {
 		case <-w: // taken off the queue by the waker
 			front = true
+		case <-relook.C:
+			o.leave(e)
+			front = true
 		case <-ctx.Done():
+			relook.Stop()
 			o.leave(e)
 			return o, nil, ctx.Err()
 		}
+		relook.Stop()
 	}
 }
 
@@ -255,16 +282,19 @@ func (o *origin) unsettledLimit() int {
 
 // settle records that c has the server's limit on streams, when it does: its limit is no
 // longer the one net/http assumes, or (answered) a call on it was answered, which comes
-// after the server's SETTINGS. mu is held.
+// after the server's SETTINGS. A connection with no stream free says nothing of its limit
+// (what it counts is what is in flight, and a draining one has none free): it settles
+// later. mu is held.
 func (o *origin) settle(c *conn, answered bool) {
-	limit := c.cc.Available() + c.cc.InFlight()
+	free := c.cc.Available()
+	if free == 0 {
+		return
+	}
+	limit := free + c.cc.InFlight()
 	if !answered && limit == assumedStreams {
 		return
 	}
-	c.settled = true
-	if c.cc.Available() > 0 || answered {
-		o.streams = max(limit, 1)
-	}
+	c.settled, o.streams = true, limit
 }
 
 // answered settles the connection a call was answered on, and tells the waiting calls
@@ -315,8 +345,9 @@ func (p *pool) dial(o *origin, addr string) {
 			wake = 0 // the calls waiting keep waiting for the streams of those
 		}
 	case !multiplexed:
-		// One call at a time (HTTP/1.1, or HTTP/2 allowing a single stream): the
-		// Transport's pool, which opens a connection per concurrent call, carries them.
+		// One call at a time, HTTP/1.1: the Transport's pool, which opens a connection per
+		// concurrent call, carries them. (An HTTP/2 server allowing one stream looks
+		// multiplexed here, its SETTINGS not in yet, and the pool carries it at its limit.)
 		o.serial = true
 	default:
 		o.dialErr, o.retryAt = nil, time.Time{}
@@ -364,8 +395,12 @@ func (o *origin) leave(e *list.Element) {
 	}
 }
 
-// maxAttempts bounds the sends of one call the provider refused unprocessed.
-const maxAttempts = 5
+const (
+	// maxAttempts bounds the sends of one call lost with its connection before it went out.
+	maxAttempts = 5
+	// maxRefusals bounds the sends of one call whose stream the server refused.
+	maxRefusals = 50
+)
 
 // streamError has the fields of net/http's HTTP/2 stream error (and golang.org/x/net's),
 // which errors.As fills in for any struct of that shape.
@@ -379,19 +414,29 @@ func (e streamError) Error() string {
 	return fmt.Sprintf("stream %d: error code %d", e.StreamID, e.Code)
 }
 
-// unprocessed reports an error net/http's own HTTP/2 pool sends again: a stream the server
-// refused (RFC 9113 §8.7: it did not process it; as a connection's first calls may, sent
-// before the server's limit on streams arrives), or a connection that shut down before the
-// call went out.
-func unprocessed(err error) bool {
+// How a call the provider did not process failed.
+const (
+	processed = iota // or not known not to be
+	refused          // its stream was refused (RFC 9113 §8.7: the server did not process it)
+	notSent          // its connection could not be used or was shutting down
+)
+
+// unprocessed says whether err is of a call the provider did not process, which can be sent
+// again: a refused stream, or a connection unusable, not established or shutting down
+// before the call went out (net/http's HTTP/2 pool sends these again, but for the
+// connection not established, which it never hands out).
+func unprocessed(err error) int {
 	const refusedStream = 0x7
 	if se := (streamError{}); errors.As(err, &se) && se.Code == refusedStream {
-		return true
+		return refused
 	}
 	msg := err.Error()
-	return strings.HasSuffix(msg, "http2: client conn not usable") ||
+	if strings.HasSuffix(msg, "http2: client conn not usable") ||
 		strings.HasSuffix(msg, "http2: client conn could not be established") ||
-		strings.HasSuffix(msg, "http2: Transport received Server's graceful shutdown GOAWAY")
+		strings.HasSuffix(msg, "http2: Transport received Server's graceful shutdown GOAWAY") {
+		return notSent
+	}
+	return processed
 }
 
 // rewound is req ready to be sent again, its body from the start; cause is why it must be.

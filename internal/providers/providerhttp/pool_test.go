@@ -130,7 +130,7 @@ func TestBurstSharesConnections(t *testing.T) {
 // get no more than they allow: no call waits for good behind the ones reserved beyond the
 // limit (golang/go#70809), none is refused for good.
 func TestBurstAtASmallStreamLimit(t *testing.T) {
-	for _, streams := range []uint32{12, 100, 150} {
+	for _, streams := range []uint32{1, 2, 5, 12, 100, 150} {
 		p := newTLSProvider(t, streams, echoSlowly)
 		if failed, err := burst(p.client(), p.URL, 400); failed > 0 {
 			t.Errorf("%d streams: %d of 400 calls failed: %v", streams, failed, err)
@@ -322,22 +322,29 @@ func TestClosedConnectionsAreReplaced(t *testing.T) {
 func TestWaitingCallStopsAtItsDeadline(t *testing.T) {
 	release := make(chan struct{})
 	p := newTLSProvider(t, 2, func(w http.ResponseWriter, r *http.Request) {
-		<-release
-		_, _ = io.Copy(w, r.Body)
+		b, _ := io.ReadAll(r.Body)
+		if string(b) != `{}` {
+			<-release
+		}
+		_, _ = w.Write(b)
 	})
 	c := p.client()
 	pl := c.HTTP.Transport.(*pool)
+	// A first call answered: the connection has the server's limit, 2 streams.
+	if _, _, err := post(context.Background(), c, p.URL, `{}`); err != nil {
+		t.Fatal(err)
+	}
 	// Two calls hold the connection's two streams; no other connection may be opened.
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			if _, _, err := post(context.Background(), c, p.URL, `{}`); err != nil {
+			if _, _, err := post(context.Background(), c, p.URL, `{"hold":1}`); err != nil {
 				t.Errorf("holding call: %v", err)
 			}
 		})
 	}
 	addr := hostPort(mustURL(t, p.URL))
-	for deadline := time.Now().Add(5 * time.Second); p.http2.Load() < 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); p.http2.Load() < 3 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	pl.mu.Lock()
@@ -345,7 +352,7 @@ func TestWaitingCallStopsAtItsDeadline(t *testing.T) {
 	pl.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, _, err := post(ctx, c, p.URL, `{}`)
+	_, _, err := post(ctx, c, p.URL, `{"hold":1}`)
 	var perr *callsession.ProviderError
 	if !errors.As(err, &perr) || perr.Kind != callsession.ProviderTimeout {
 		t.Errorf("want a timeout: %v", err)
@@ -415,16 +422,17 @@ func TestHostPort(t *testing.T) {
 // errors.As converts), a connection unusable or shutting down before the call went out;
 // nothing else, and with the body from its start.
 func TestUnprocessedCallsAreSentAgain(t *testing.T) {
-	for err, want := range map[error]bool{
-		fmt.Errorf("post: %w", streamError{StreamID: 3, Code: 0x7}):                                       true,
-		streamError{StreamID: 3, Code: 0x2}:                                                               false,
-		errors.New("http2: client conn not usable"):                                                       true,
-		fmt.Errorf("post: %w", errors.New("http2: Transport received Server's graceful shutdown GOAWAY")): true,
-		context.DeadlineExceeded:                                                                          false,
-		errors.New("read: connection reset by peer"):                                                      false,
+	for err, want := range map[error]int{
+		fmt.Errorf("post: %w", streamError{StreamID: 3, Code: 0x7}):                                       refused,
+		streamError{StreamID: 3, Code: 0x2}:                                                               processed,
+		errors.New("http2: client conn not usable"):                                                       notSent,
+		errors.New("http2: client conn could not be established"):                                         notSent,
+		fmt.Errorf("post: %w", errors.New("http2: Transport received Server's graceful shutdown GOAWAY")): notSent,
+		context.DeadlineExceeded:                                                                          processed,
+		errors.New("read: connection reset by peer"):                                                      processed,
 	} {
 		if got := unprocessed(err); got != want {
-			t.Errorf("unprocessed(%v) = %v", err, got)
+			t.Errorf("unprocessed(%v) = %v, want %v", err, got, want)
 		}
 	}
 	req, _ := http.NewRequest(http.MethodPost, "https://p.example/x", strings.NewReader(`{"a":1}`))
