@@ -594,6 +594,7 @@ func (b *bench) scaleTarget(ctx context.Context, target string) (failed int, err
 	}
 	idleRSS := rssKB(s.pid())
 	idleSocks, _ := sockets(s.pid())
+	connsStart := b.fake.conns.Load()
 	// A short warm-up opens the provider and Redis connections.
 	if _, err := drive(ctx, loadSpec{url: s.url, apiKey: apiKey, concurrency: 100, requests: 200, duration: time.Minute,
 		timeout: b.o.providerTimeout + 5*time.Second, refPrefix: b.runID + "-" + target + "-w"}); err != nil {
@@ -621,8 +622,8 @@ func (b *bench) scaleTarget(ctx context.Context, target string) (failed int, err
 		return strconv.FormatInt(n, 10)
 	}
 	fmt.Fprintf(b.w, "\n%s: idle %s goroutines, %d sockets, RSS %d MB\n", target, g(idleG), idleSocks, idleRSS/1024)
-	fmt.Fprintf(b.w, "  connections opened in %.2fs; in flight at once: %d at the client, %d held at the provider; %d connections to the provider opened in the burst\n",
-		res.predialed.Seconds(), res.maxInFlight, b.fake.maxInFlight.Load(), b.fake.conns.Load()-conns0)
+	fmt.Fprintf(b.w, "  connections opened in %.2fs; in flight at once: %d at the client, %d held at the provider; connections to the provider: %d opened in the warm-up, %d in the burst\n",
+		res.predialed.Seconds(), res.maxInFlight, b.fake.maxInFlight.Load(), conns0-connsStart, b.fake.conns.Load()-conns0)
 	fmt.Fprintf(b.w, "  answered %d/%d, errors %d (%s), all answered within %.2fs\n", res.ok, res.issued, res.failed(), res.errorSummary(), res.elapsed.Seconds())
 	fmt.Fprintf(b.w, "  latency p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms (provider %v)\n",
 		ms(res.pct(.5)), ms(res.pct(.99)), ms(res.pct(.999)), ms(res.pct(1)), b.o.latency)
