@@ -117,8 +117,6 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := c.cc.RoundTrip(req)
 		if err == nil {
 			p.answered(o, c)
-		}
-		if err == nil {
 			return resp, nil
 		}
 		// The provider did not process the call: send it again. A refused stream is a
