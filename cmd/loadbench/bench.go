@@ -296,16 +296,16 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 	snap := func() [3]time.Duration { return [3]time.Duration{cpuTime(s.pid()), selfCPU(), redisCPU(ctx, b.rdb)} }
 	var stop func() peaks
 	var at0, at1 [3]time.Duration
-	// The server's own timings, read after the CPU snapshots (the read costs the server a
-	// little CPU: outside its window).
+	// The server's own timings, read before the first CPU snapshot and after the last (a
+	// read costs the server a little CPU: outside the window).
 	mc := &http.Client{Timeout: 2 * time.Second}
 	defer mc.CloseIdleConnections()
 	var t0, t1 serverTimes
 	var t0Err, t1Err error
 	spec.onStart = func() {
+		t0, t0Err = readServerTimes(ctx, mc, s.url)
 		stop = sample(s, 250*time.Millisecond, false)
 		at0 = snap()
-		t0, t0Err = readServerTimes(ctx, mc, s.url)
 	}
 	ended := false
 	spec.onEnd = func() {

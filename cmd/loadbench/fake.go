@@ -53,7 +53,7 @@ type fakeStartBody struct {
 	ActionCode  string `json:"actionCode"`
 }
 
-// startFake starts the fake on loopback. With tls it serves HTTPS with HTTP/2 (many calls
+// startFake starts the fake on loopback. With useTLS it serves HTTPS with HTTP/2 (many calls
 // over few connections, as a real HTTPS provider would) and writes its certificate to a
 // file in dir for SSL_CERT_FILE.
 func startFake(secret string, latency time.Duration, useTLS bool, dir string) (*fakeCallConnect, error) {
@@ -75,6 +75,7 @@ func startFake(secret string, latency time.Duration, useTLS bool, dir string) (*
 	// the bridge is measured on, spent by what stands for a provider's own servers.
 	cert, pemCert, err := ecdsaCert()
 	if err != nil {
+		f.srv.Listener.Close() // opened by NewUnstartedServer
 		return nil, err
 	}
 	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
