@@ -52,8 +52,18 @@ func silentRedis(t *testing.T) (addr string, stop func()) {
 // caller's wait by the caller's context, so a hung Redis answers a call when its deadline
 // says, not after the client's read timeouts and retries (seconds).
 func TestAutoPipelinedCallsEndWithTheirContext(t *testing.T) {
+	// Through the pipeliner, and (ContextTimeoutEnabled, as store.Open sets it) straight on
+	// pooled connections while some are free.
+	for _, direct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipelined", true: "direct"}[direct], func(t *testing.T) {
+			callsEndWithTheirContext(t, direct)
+		})
+	}
+}
+
+func callsEndWithTheirContext(t *testing.T, direct bool) {
 	addr, stop := silentRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 10 * time.Second, MaxRetries: 1})
+	c := redis.NewClient(&redis.Options{Addr: addr, ReadTimeout: 10 * time.Second, MaxRetries: 1, ContextTimeoutEnabled: direct})
 	t.Cleanup(func() {
 		stop() // first: what the pipeliner still has in flight then fails, and Close is quick
 		c.Close()
@@ -127,5 +137,61 @@ func TestScriptsAfterAFlush(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// With the client bounding commands by their context (as store.Open makes it), commands go
+// straight on pooled connections while some are free and through the pipeliner beyond:
+// with a pool of 2, 60 concurrent calls take both ways at once, and every one is right:
+// one winner of a contended create, every other create and update its own, an exact limit.
+func TestDirectAndPipelinedTogether(t *testing.T) {
+	for name, o := range storetest.Servers(t) {
+		t.Run(name, func(t *testing.T) {
+			o := *o
+			o.PoolSize, o.ContextTimeoutEnabled = 2, true
+			c := redis.NewClient(&o)
+			t.Cleanup(func() { c.Close() })
+			prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+			t.Cleanup(func() { storetest.Cleanup(c, prefix) })
+			r := store.NewRedis(c, store.WithPrefix(prefix), store.WithAutoPipeline())
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			won, allowed := 0, 0
+			for i := range 60 {
+				wg.Go(func() {
+					ref := fmt.Sprintf("CAboth%d", i)
+					if _, created, err := r.Create(ctx, storetest.Session(ref, time.Now()), time.Hour); err != nil || !created {
+						t.Errorf("create %s: %v, %v", ref, created, err)
+						return
+					}
+					if _, err := r.Update(ctx, ref, time.Hour, func(s *callsession.Session) error { s.Attempts = i; return nil }); err != nil {
+						t.Errorf("update %s: %v", ref, err)
+					}
+					_, created, err := r.Create(ctx, storetest.Session("CAcontended", time.Now()), time.Hour)
+					ok, _, lerr := r.Allow(ctx, "both", 25, time.Minute)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil || lerr != nil {
+						t.Errorf("contended create or limit: %v, %v", err, lerr)
+					}
+					if created {
+						won++
+					}
+					if ok {
+						allowed++
+					}
+				})
+			}
+			wg.Wait()
+			if won != 1 || allowed != 25 {
+				t.Errorf("%d creates of one reference won, %d of 60 calls allowed by a limit of 25", won, allowed)
+			}
+			for i := range 60 {
+				if s, err := r.Get(ctx, fmt.Sprintf("CAboth%d", i)); err != nil || s.Attempts != i {
+					t.Fatalf("session %d: %+v, %v", i, s, err)
+				}
+			}
+		})
 	}
 }

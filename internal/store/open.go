@@ -73,15 +73,15 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: opts.SentinelMaster,
 			SentinelAddrs: opts.SentinelAddrs, Password: opts.Password, TLSConfig: tlsConfig,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
-			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond, ContextTimeoutEnabled: true})
 		return &Backend{Client: c, close: c.Close}, nil
 	case len(opts.ClusterAddrs) > 0:
 		// The slot map is reloaded every 2 s (go-redis' default is 60 s): after a failover the
 		// client otherwise keeps asking the dead master, which never answers MOVED.
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterAddrs, Password: opts.Password, TLSConfig: tlsConfig,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, MaxRetries: 1,
-			ClusterStateReloadInterval: 2 * time.Second,
-			DialerRetries:              1, DialerRetryTimeout: 50 * time.Millisecond})
+			ClusterStateReloadInterval: 2 * time.Second, ContextTimeoutEnabled: true,
+			DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
 		return &Backend{Client: c, close: c.Close}, nil
 	case opts.URL != "":
 		o, err := redis.ParseURL(opts.URL)
@@ -106,6 +106,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		if o.DialerRetries == 0 {
 			o.DialerRetries, o.DialerRetryTimeout = 1, 50*time.Millisecond
 		}
+		o.ContextTimeoutEnabled = true
 		c := redis.NewClient(o)
 		return &Backend{Client: c, close: c.Close}, nil
 	}
@@ -149,7 +150,8 @@ func openEmbedded() (*Backend, error) {
 		defer wg.Done()
 		advanceClock(mr, stop, 100*time.Millisecond)
 	}()
-	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout})
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout,
+		ContextTimeoutEnabled: true})
 	var once sync.Once
 	closeAll := func() error {
 		var err error
