@@ -25,6 +25,7 @@ import (
 	"github.com/ivr-bridge/ivr-bridge/internal/config"
 	"github.com/ivr-bridge/ivr-bridge/internal/logging"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/providerhttp"
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
 )
 
 // The program runs its servers as child processes of itself, so each is measured on its
@@ -115,6 +116,7 @@ type baseline struct {
 	rdb         *redis.Client
 	ap          *redis.AutoPipeliner // nil: every command on rdb
 	direct      atomic.Int64         // commands on rdb while ap is in use (store.Redis.process)
+	directMax   int64                // store.DirectSlots
 	http        *http.Client
 	prefix      string
 	apiKey      string
@@ -174,6 +176,7 @@ func serveBaseline(ctx context.Context) error {
 	// The provider's HTTP client is the bridge's (its pools, HTTP/1.1 and HTTP/2): the
 	// comparison is of the work around the call, not of how calls are carried.
 	providerClient := providerhttp.New(callsession.ProviderCallConnect, timeout).HTTP
+	opts.ContextTimeoutEnabled = true // as store.Open sets it
 	client := redis.NewClient(opts)
 	defer client.Close()
 	b := &baseline{
@@ -186,6 +189,7 @@ func serveBaseline(ctx context.Context) error {
 		if b.ap, err = client.AutoPipeline(); err != nil {
 			return err
 		}
+		b.directMax = int64(store.DirectSlots(client))
 	}
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
 		return err
@@ -201,7 +205,7 @@ func serveBaseline(ctx context.Context) error {
 // setNX is the one Redis command of a start: on a pooled connection while the commands on
 // them are fewer than the pool holds, through the pipeliner beyond (store.Redis.process).
 func (b *baseline) setNX(ctx context.Context, key string, val []byte) (bool, error) {
-	if b.ap != nil && b.direct.Add(1) > int64(b.rdb.Options().PoolSize) {
+	if b.ap != nil && b.direct.Add(1) > b.directMax {
 		b.direct.Add(-1)
 		return b.ap.SetNX(ctx, key, val, time.Hour).Result()
 	}

@@ -142,14 +142,18 @@ func TestScriptsAfterAFlush(t *testing.T) {
 
 // With the client bounding commands by their context (as store.Open makes it), commands go
 // straight on pooled connections while some are free and through the pipeliner beyond:
-// with a pool of 2, 60 concurrent calls take both ways at once, and every one is right:
+// with a pool of 4 (2 slots straight), 60 concurrent calls take both ways at once, and
+// every one is right:
 // one winner of a contended create, every other create and update its own, an exact limit.
 func TestDirectAndPipelinedTogether(t *testing.T) {
 	for name, o := range storetest.Servers(t) {
 		t.Run(name, func(t *testing.T) {
 			o := *o
-			o.PoolSize, o.ContextTimeoutEnabled = 2, true
+			o.PoolSize, o.ContextTimeoutEnabled = 4, true
 			c := redis.NewClient(&o)
+			if n := store.DirectSlots(c); n != 2 {
+				t.Fatalf("%d slots straight for a pool of 4", n)
+			}
 			t.Cleanup(func() { c.Close() })
 			prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
 			t.Cleanup(func() { storetest.Cleanup(c, prefix) })
@@ -193,5 +197,33 @@ func TestDirectAndPipelinedTogether(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// How many commands go straight: the pool less two, or MaxActiveConns less two when lower
+// (past it go-redis fails a command); none without ContextTimeoutEnabled, or for a pool
+// too small to spare two.
+func TestDirectSlots(t *testing.T) {
+	for _, c := range []struct {
+		o    redis.Options
+		want int
+	}{
+		{redis.Options{PoolSize: 20, ContextTimeoutEnabled: true}, 18},
+		{redis.Options{PoolSize: 20, MaxActiveConns: 5, ContextTimeoutEnabled: true}, 3},
+		{redis.Options{PoolSize: 20, MaxActiveConns: 50, ContextTimeoutEnabled: true}, 18},
+		{redis.Options{PoolSize: 20}, 0},
+		{redis.Options{PoolSize: 2, ContextTimeoutEnabled: true}, 0},
+	} {
+		c.o.Addr = "127.0.0.1:1"
+		cl := redis.NewClient(&c.o)
+		if got := store.DirectSlots(cl); got != c.want {
+			t.Errorf("%+v: %d, want %d", c.o, got, c.want)
+		}
+		cl.Close()
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, PoolSize: 10, ContextTimeoutEnabled: true})
+	defer cc.Close()
+	if got := store.DirectSlots(cc); got != 8 {
+		t.Errorf("cluster: %d, want 8", got)
 	}
 }

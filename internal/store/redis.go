@@ -37,7 +37,7 @@ type Redis struct {
 	// connection free (see process); nil: c sends them all.
 	ap *redis.AutoPipeliner
 	// direct counts the commands sent straight on a pooled connection while ap is in use,
-	// at most directMax (the client's pool size) at once.
+	// at most directMax (DirectSlots) at once.
 	direct    atomic.Int64
 	directMax int64
 	prefix    string
@@ -78,28 +78,37 @@ func WithAutoPipeline() Option {
 		// AutoPipelineOptions: the plain client then answers, as without this option.
 		if ap, err := r.c.AsyncAutoPipeline(); err == nil {
 			r.ap = ap
-			r.directMax = int64(directSlots(r.c))
+			r.directMax = int64(DirectSlots(r.c))
 		}
 	}
 }
 
-// directSlots is how many commands may go straight on pooled connections at once: the
-// client's pool size per server (go-redis' default is 10 per CPU), when the client bounds
-// a command's wait by its context's deadline (ContextTimeoutEnabled, as Open sets it);
-// none otherwise, for a hung Redis would hold such a command for the client's read
-// timeout, where the pipeliner's wait ends with the caller's context.
-func directSlots(c redis.UniversalClient) int {
+// DirectSlots is how many commands may go straight on c's pooled connections at once: the
+// connections c may hold per server (go-redis' PoolSize, 10 per CPU by default, or
+// MaxActiveConns when lower, past which a command fails rather than waits) less two for
+// the client's other users (live notices, readiness pings, lists), so a command sent
+// straight seldom waits for a connection. None unless c bounds a command's wait by its
+// context's deadline (ContextTimeoutEnabled, as Open sets it): a hung Redis would hold a
+// command for the client's read timeout, where the pipeliner's wait ends with the
+// caller's context. With it, one difference remains: a context cancelled without a
+// deadline ends a straight command only at the read timeout (1 s from Open), and a
+// deadline that passes mid-read costs its connection (go-redis closes it).
+func DirectSlots(c redis.UniversalClient) int {
+	var size, active int
 	switch c := c.(type) {
 	case *redis.Client:
 		if o := c.Options(); o.ContextTimeoutEnabled {
-			return o.PoolSize
+			size, active = o.PoolSize, o.MaxActiveConns
 		}
 	case *redis.ClusterClient:
 		if o := c.Options(); o.ContextTimeoutEnabled {
-			return o.PoolSize
+			size, active = o.PoolSize, o.MaxActiveConns
 		}
 	}
-	return 0
+	if active > 0 && active < size {
+		size = active
+	}
+	return max(size-2, 0)
 }
 
 // AutoPipelined reports whether commands go through the auto-pipeliner.
@@ -128,8 +137,8 @@ func (r *Redis) process(ctx context.Context, cmd redis.Cmder) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Straight on a pooled connection while the commands sent so are fewer than the pool
-	// holds (so none of them waits for one), through the pipeliner beyond.
+	// Straight on a pooled connection while the commands sent so are fewer than
+	// DirectSlots (so they seldom wait for one), through the pipeliner beyond.
 	if r.direct.Add(1) <= r.directMax {
 		defer r.direct.Add(-1)
 		_ = r.c.Process(ctx, cmd)
