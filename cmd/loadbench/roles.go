@@ -114,9 +114,7 @@ func serveBridge(ctx context.Context) error {
 // client setting.
 type baseline struct {
 	rdb         *redis.Client
-	ap          *redis.AutoPipeliner // nil: every command on rdb
-	direct      atomic.Int64         // commands on rdb while ap is in use (store.Redis.process)
-	directMax   int64                // store.DirectSlots
+	send        *store.Sender // as the bridge's store sends
 	http        *http.Client
 	prefix      string
 	apiKey      string
@@ -185,12 +183,13 @@ func serveBaseline(ctx context.Context) error {
 		providerURL: strings.TrimRight(os.Getenv("CALLCONNECT_BASE_URL"), "/") + "/call/start",
 		secret:      os.Getenv("CALLCONNECT_SECRET"), timeout: timeout,
 	}
+	var ap *redis.AutoPipeliner
 	if os.Getenv("REDIS_AUTOPIPELINE") != "false" {
-		if b.ap, err = client.AutoPipeline(); err != nil {
+		if ap, err = client.AsyncAutoPipeline(); err != nil { // the store's (WithAutoPipeline)
 			return err
 		}
-		b.directMax = int64(store.DirectSlots(client))
 	}
+	b.send = store.NewSender(client, ap)
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
 		return err
 	}
@@ -202,17 +201,13 @@ func serveBaseline(ctx context.Context) error {
 	return listen(ctx, os.Getenv("IVR_BRIDGE_ADDR"), e)
 }
 
-// setNX is the one Redis command of a start: on a pooled connection while the commands on
-// them are fewer than the pool holds, through the pipeliner beyond (store.Redis.process).
+// setNX is the one Redis command of a start, sent as the bridge's store sends its own.
 func (b *baseline) setNX(ctx context.Context, key string, val []byte) (bool, error) {
-	if b.ap != nil && b.direct.Add(1) > b.directMax {
-		b.direct.Add(-1)
-		return b.ap.SetNX(ctx, key, val, time.Hour).Result()
+	cmd := b.rdb.Pipeline().SetNX(ctx, key, val, time.Hour) // a pipeline never run: it builds the command
+	if err := b.send.Process(ctx, cmd); err != nil {
+		return false, err
 	}
-	if b.ap != nil {
-		defer b.direct.Add(-1)
-	}
-	return b.rdb.SetNX(ctx, key, val, time.Hour).Result()
+	return cmd.Val(), nil
 }
 
 var errProviderAnswer = errors.New("the provider's answer is not a sent message")

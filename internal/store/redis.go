@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,13 +33,10 @@ const DefaultPrefix = "ivr:"
 type Redis struct {
 	c redis.UniversalClient
 	// ap, with WithAutoPipeline, sends the commands of a call's path that find no pooled
-	// connection free (see process); nil: c sends them all.
-	ap *redis.AutoPipeliner
-	// direct counts the commands sent straight on a pooled connection while ap is in use,
-	// at most directMax (DirectSlots) at once.
-	direct    atomic.Int64
-	directMax int64
-	prefix    string
+	// connection free; nil: c sends them all. send chooses (see Sender).
+	ap     *redis.AutoPipeliner
+	send   *Sender
+	prefix string
 	// waitReplicas > 0: a session write is acknowledged only once that many replicas have
 	// it (WAIT), so a failover cannot lose it; 0 trusts asynchronous replication.
 	waitReplicas int
@@ -78,74 +74,22 @@ func WithAutoPipeline() Option {
 		// AutoPipelineOptions: the plain client then answers, as without this option.
 		if ap, err := r.c.AsyncAutoPipeline(); err == nil {
 			r.ap = ap
-			r.directMax = int64(DirectSlots(r.c))
 		}
 	}
-}
-
-// DirectSlots is how many commands may go straight on c's pooled connections at once: the
-// connections c may hold per server (go-redis' PoolSize, 10 per CPU by default, or
-// MaxActiveConns when lower, past which a command fails rather than waits) less two for
-// the client's other users (live notices, readiness pings, lists), so a command sent
-// straight seldom waits for a connection. None unless c bounds a command's wait by its
-// context's deadline (ContextTimeoutEnabled, as Open sets it): a hung Redis would hold a
-// command for the client's read timeout, where the pipeliner's wait ends with the
-// caller's context. With it, one difference remains: a context cancelled without a
-// deadline ends a straight command only at the read timeout (1 s from Open), and a
-// deadline that passes mid-read costs its connection (go-redis closes it).
-func DirectSlots(c redis.UniversalClient) int {
-	var size, active int
-	switch c := c.(type) {
-	case *redis.Client:
-		if o := c.Options(); o.ContextTimeoutEnabled {
-			size, active = o.PoolSize, o.MaxActiveConns
-		}
-	case *redis.ClusterClient:
-		if o := c.Options(); o.ContextTimeoutEnabled {
-			size, active = o.PoolSize, o.MaxActiveConns
-		}
-	}
-	if active > 0 && active < size {
-		size = active
-	}
-	return max(size-2, 0)
 }
 
 // AutoPipelined reports whether commands go through the auto-pipeliner.
 func (r *Redis) AutoPipelined() bool { return r.ap != nil }
 
 // call runs the command build makes and waits for its answer, at most until ctx ends (see
-// process); on an error there is no command to read.
+// Sender.Process); on an error there is no command to read.
 func call[C redis.Cmder](ctx context.Context, r *Redis, build func(redis.Cmdable) C) (C, error) {
 	cmd := build(r.c.Pipeline()) // a pipeline never run: it only builds the command
-	if err := r.process(ctx, cmd); err != nil {
+	if err := r.send.Process(ctx, cmd); err != nil {
 		var none C
 		return none, err // through the pipeliner the command may still be in flight
 	}
 	return cmd, nil
-}
-
-// process runs cmd on the plain client or, with WithAutoPipeline, through the pipeliner,
-// which runs a queued command on its own context: the wait is bounded here, so past ctx the
-// command may still run (as a plain client's may, once written), but the caller has its
-// answer.
-func (r *Redis) process(ctx context.Context, cmd redis.Cmder) error {
-	if r.ap == nil {
-		_ = r.c.Process(ctx, cmd)
-		return cmd.Err()
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// Straight on a pooled connection while the commands sent so are fewer than
-	// DirectSlots (so they seldom wait for one), through the pipeliner beyond.
-	if r.direct.Add(1) <= r.directMax {
-		defer r.direct.Add(-1)
-		_ = r.c.Process(ctx, cmd)
-		return cmd.Err()
-	}
-	r.direct.Add(-1)
-	return r.ap.Submit(ctx, cmd).WaitContext(ctx)
 }
 
 // oneShot is a script go-redis must not send again once it may have reached Redis: every
@@ -161,7 +105,7 @@ func (oneShot) NoRetry() bool { return true }
 // (restarted or flushed) gets it whole on the plain client, which loads it.
 func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	cmd := script.EvalSha(ctx, r.c.Pipeline(), keys, args...)
-	err := r.process(ctx, oneShot{cmd})
+	err := r.send.Process(ctx, oneShot{cmd})
 	if redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd = script.Eval(ctx, r.c.Pipeline(), keys, args...)
 		_ = r.c.Process(ctx, oneShot{cmd})
@@ -182,6 +126,7 @@ func NewRedis(c redis.UniversalClient, opts ...Option) *Redis {
 	for _, o := range opts {
 		o(r)
 	}
+	r.send = NewSender(c, r.ap)
 	return r
 }
 
