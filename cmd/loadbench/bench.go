@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -318,7 +319,7 @@ func (b *bench) runTarget(ctx context.Context, target string) (measured, error) 
 		t1, t1Err = readServerTimes(ctx, mc, s.url)
 	}
 	m.cpu, m.loadCPU, m.redisCPU = at1[0]-at0[0], at1[1]-at0[1], at1[2]-at0[2]
-	m.times, m.timesErr = t1.sub(t0), cmpErr(t0Err, t1Err)
+	m.times, m.timesErr = t1.sub(t0), cmp.Or(t0Err, t1Err)
 	if stop != nil {
 		m.peaks = stop()
 	}

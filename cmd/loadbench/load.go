@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,7 +154,7 @@ func (p *predialer) open(addr string, n int) error {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					firstErr = cmpErr(firstErr, err)
+					firstErr = cmp.Or(firstErr, err)
 					return
 				}
 				p.conns <- c
@@ -176,13 +177,6 @@ func (p *predialer) close() {
 			return
 		}
 	}
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // errKind names a transport error briefly, for the error summary.

@@ -1,6 +1,7 @@
 package providerhttp
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -84,20 +85,13 @@ func burst(c *Client, url string, n int) (failed int64, first error) {
 			if err != nil {
 				fails.Add(1)
 				mu.Lock()
-				first = cmpErr(first, err)
+				first = cmp.Or(first, err)
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return fails.Load(), first
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // echoSlowly answers the request's body after a while, so a burst's calls overlap.
