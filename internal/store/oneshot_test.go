@@ -117,3 +117,39 @@ func TestAWriteWhoseReplyIsLostRunsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A first delivery stays first when its SET's reply is lost: go-redis sends the SET NX again
+// on a new connection, which finds the key the first run set; the token in it says that run
+// was this call's. A second call is still a repeat. Both modes; miniredis, and the real
+// Redis at REDIS_URL.
+func TestFirstSeenWhoseReplyIsLostIsStillFirst(t *testing.T) {
+	for name, target := range storetest.Servers(t) {
+		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				ctx := context.Background()
+				proxy := newReplyLosingProxy(t, target.Addr)
+				o := *target
+				o.Addr, o.MaxRetries = proxy.addr, 3
+				c := redis.NewClient(&o)
+				t.Cleanup(func() { c.Close() })
+				prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+				t.Cleanup(func() { storetest.Cleanup(c, prefix) })
+				r := store.NewRedis(c, append([]store.Option{store.WithPrefix(prefix)}, opts...)...)
+				if err := r.Ping(ctx); err != nil { // a connection up: the reply lost is the SET's
+					t.Fatal(err)
+				}
+				proxy.armed.Store(true)
+				first, err := r.FirstSeen(ctx, "evt_lost", time.Minute)
+				if err != nil || !first {
+					t.Fatalf("first delivery, its reply lost: FirstSeen = %v, %v; want true", first, err)
+				}
+				if proxy.armed.Load() {
+					t.Fatal("no reply was lost: the test did not test")
+				}
+				if again, err := r.FirstSeen(ctx, "evt_lost", time.Minute); err != nil || again {
+					t.Fatalf("second delivery: FirstSeen = %v, %v; want false", again, err)
+				}
+			})
+		}
+	}
+}

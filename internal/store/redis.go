@@ -639,11 +639,27 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// FirstSeen implements callsession.Deduper.
+// FirstSeen implements callsession.Deduper. The key is set to a token of this call's own:
+// go-redis sends a command again when its connection broke before the reply came, and a
+// SET NX whose first run set the key answers "already there" to its second, which would
+// take a first delivery for a repeat. When the SET finds the key, its value says whose it
+// is: this call's token means the first run was this call's. A repeat, the common case of
+// a miss, costs one read more.
 func (r *Redis) FirstSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	cmd, err := call(ctx, r, func(c redis.Cmdable) *redis.BoolCmd { return c.SetNX(ctx, r.seenKey(key), 1, ttl) })
+	k, token := r.seenKey(key), crand.Text()
+	set, err := call(ctx, r, func(c redis.Cmdable) *redis.BoolCmd { return c.SetNX(ctx, k, token, ttl) })
 	if err != nil {
 		return false, storageErr("dedup", err)
 	}
-	return cmd.Val(), nil
+	if set.Val() {
+		return true, nil
+	}
+	held, err := call(ctx, r, func(c redis.Cmdable) *redis.StringCmd { return c.Get(ctx, k) })
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil // set by another, and expired since
+	case err != nil:
+		return false, storageErr("dedup", err)
+	}
+	return held.Val() == token, nil
 }
