@@ -69,6 +69,20 @@ func newReplyLosingProxy(t *testing.T, target string) *replyLosingProxy {
 	return p
 }
 
+// storeThroughProxy is a store on target reached through a replyLosingProxy, go-redis'
+// retries on (3), under a key prefix of its own that is removed at the end.
+func storeThroughProxy(t *testing.T, target *redis.Options, opts []store.Option) (*store.Redis, *replyLosingProxy) {
+	t.Helper()
+	proxy := newReplyLosingProxy(t, target.Addr)
+	o := *target
+	o.Addr, o.MaxRetries = proxy.addr, 3
+	c := redis.NewClient(&o)
+	t.Cleanup(func() { c.Close() })
+	prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
+	t.Cleanup(func() { storetest.Cleanup(c, prefix) })
+	return store.NewRedis(c, append([]store.Option{store.WithPrefix(prefix)}, opts...)...), proxy
+}
+
 // A write whose reply is lost is not sent again: go-redis retries a command after a broken
 // connection, and a compare-and-set run twice would answer a conflict, so Update would apply
 // its change a second time (an attempt counted twice). The caller gets a storage error
@@ -79,14 +93,7 @@ func TestAWriteWhoseReplyIsLostRunsOnce(t *testing.T) {
 		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				ctx := context.Background()
-				proxy := newReplyLosingProxy(t, target.Addr)
-				o := *target
-				o.Addr, o.MaxRetries = proxy.addr, 3 // retries on: the script must still run once
-				c := redis.NewClient(&o)
-				t.Cleanup(func() { c.Close() })
-				prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
-				t.Cleanup(func() { storetest.Cleanup(c, prefix) })
-				r := store.NewRedis(c, append([]store.Option{store.WithPrefix(prefix)}, opts...)...)
+				r, proxy := storeThroughProxy(t, target, opts) // retries on: the script must still run once
 				sess := storetest.Session("CAonce", time.Now())
 				_, created, err := r.Create(ctx, sess, time.Hour)
 				if err != nil || !created || sess.Version != 1 {
@@ -127,14 +134,7 @@ func TestFirstSeenWhoseReplyIsLostIsStillFirst(t *testing.T) {
 		for mode, opts := range map[string][]store.Option{"plain": nil, "autopipelined": {store.WithAutoPipeline()}} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				ctx := context.Background()
-				proxy := newReplyLosingProxy(t, target.Addr)
-				o := *target
-				o.Addr, o.MaxRetries = proxy.addr, 3
-				c := redis.NewClient(&o)
-				t.Cleanup(func() { c.Close() })
-				prefix := fmt.Sprintf("test:%d:", time.Now().UnixNano())
-				t.Cleanup(func() { storetest.Cleanup(c, prefix) })
-				r := store.NewRedis(c, append([]store.Option{store.WithPrefix(prefix)}, opts...)...)
+				r, proxy := storeThroughProxy(t, target, opts)
 				if err := r.Ping(ctx); err != nil { // a connection up: the reply lost is the SET's
 					t.Fatal(err)
 				}
