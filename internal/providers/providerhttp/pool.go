@@ -261,7 +261,12 @@ func (p *pool) look(o *origin, addr string, queued *list.Element) (c *conn, err 
 		if perConn == 0 {
 			perConn = probeStreams
 		}
-		if o.dialing*perConn < waiting && o.dialing < maxDialsPerOrigin {
+		// Until the origin's limit is known, its connections, dialled or being dialled,
+		// are at most maxDialsPerOrigin: each takes probeStreams calls, and a burst would
+		// otherwise have a dial start as each ends, one connection per call, while the
+		// SETTINGS that would have told them hold 50 or 1,000 are on their way.
+		probing := o.streams == 0 && o.dialing+len(o.conns) >= maxDialsPerOrigin
+		if o.dialing*perConn < waiting && o.dialing < maxDialsPerOrigin && !probing {
 			o.dialing++
 			go p.dial(o, addr)
 		}

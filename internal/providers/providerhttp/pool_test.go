@@ -120,6 +120,44 @@ func TestBurstSharesConnections(t *testing.T) {
 	}
 }
 
+// Until an origin's limit is known, a burst probes it over at most maxDialsPerOrigin
+// connections, one call each: a server allowing exactly the 100 streams net/http assumes
+// says nothing of its limit before an answer, and without that bound each dial that ended
+// started another, a connection per call (a burst of 300 opened about 300).
+func TestColdBurstProbesOverAtMostMaxDials(t *testing.T) {
+	release := make(chan struct{})
+	p := newTLSProvider(t, assumedStreams, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		<-release
+		_, _ = w.Write(b)
+	})
+	c := p.client()
+	done := make(chan int64, 1)
+	go func() {
+		failed, err := burst(c, p.URL, 300)
+		if err != nil {
+			t.Errorf("%d of 300 calls failed: %v", failed, err)
+		}
+		done <- failed
+	}()
+	for deadline := time.Now().Add(10 * time.Second); p.http2.Load() < maxDialsPerOrigin && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The calls in flight are held. Waiting calls look again after relookAfter at the
+	// latest: a dial free to start would have by then.
+	time.Sleep(relookAfter + 500*time.Millisecond)
+	conns, inFlight := p.conns.Load(), p.http2.Load()
+	close(release)
+	<-done
+	if conns != maxDialsPerOrigin || inFlight != maxDialsPerOrigin {
+		t.Errorf("before the first answer: %d connections, %d calls at the provider; want %d of each",
+			conns, inFlight, maxDialsPerOrigin)
+	}
+	if p.http2.Load() != 300 {
+		t.Errorf("%d calls reached the provider, want 300", p.http2.Load())
+	}
+}
+
 // Servers allowing fewer streams than net/http assumes before their SETTINGS arrive (100)
 // get no more than they allow: no call waits for good behind the ones reserved beyond the
 // limit (golang/go#70809), none is refused for good.
