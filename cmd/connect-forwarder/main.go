@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/jsonerr"
 )
 
 // path is the bridge's Connect endpoint (connect.Path, tested equal). It is written out
@@ -128,7 +130,7 @@ func Forward(ctx context.Context, client *http.Client, url, apiKey string, event
 	}
 	var out map[string]string
 	if err := json.Unmarshal(body, &out); err != nil {
-		return unavailable("the verification service answer is not a flat map"), fmt.Errorf("decoding the answer: %w", err)
+		return unavailable("the verification service answer is not a flat map"), fmt.Errorf("decoding the answer: %w", jsonerr.Describe(err))
 	}
 	if out == nil {
 		return unavailable("the verification service answer is not a flat map"), errors.New("the answer is null")

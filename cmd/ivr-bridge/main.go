@@ -138,9 +138,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// redactURL drops the password of a Redis URL for the log.
+// redactURL drops the password of a Redis URL for the log, and its fragment: config
+// refuses a #, which would cut a password in two and leave its tail there.
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
+		u.Fragment, u.RawFragment = "", ""
 		return u.Redacted()
 	}
 	return "(unparseable)"

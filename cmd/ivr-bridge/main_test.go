@@ -33,3 +33,19 @@ func TestProbe(t *testing.T) {
 		t.Fatal("a closed server passed the probe")
 	}
 }
+
+// The Redis URL is logged without its password, or anything after a # (config refuses a
+// #; this is the log's own guard).
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://:hunter2@127.0.0.1:6379/0":       "redis://:xxxxx@127.0.0.1:6379/0",
+		"rediss://user:hunter2@redis.example/1":   "rediss://user:xxxxx@redis.example/1",
+		"redis://:s3cr@et#tail9@127.0.0.1:6379/0": "redis://:xxxxx@et",
+		"redis://127.0.0.1:6379/0":                "redis://127.0.0.1:6379/0",
+		"redis://%zz":                             "(unparseable)",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

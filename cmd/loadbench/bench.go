@@ -52,7 +52,7 @@ func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
 	b.rdb = redis.NewClient(ropts)
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
 		b.close()
-		return nil, fmt.Errorf("Redis at %s: %w", o.redisURL, err)
+		return nil, fmt.Errorf("Redis at %s: %w", ropts.Addr, err)
 	}
 	b.dbsize0, _ = b.rdb.DBSize(ctx).Result()
 	if b.fake, err = startFake(ccSecret, o.latency, o.providerTLS, b.dir); err != nil {
@@ -87,7 +87,7 @@ func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
 	if o.jitter > 0 {
 		latency += " ± " + o.jitter.String()
 	}
-	fmt.Fprintf(w, "  redis %s; fake Call Connect %s, %s latency (%s); bridge: %s\n", o.redisURL, b.fake.URL(), latency, proto, what)
+	fmt.Fprintf(w, "  redis %s; fake Call Connect %s, %s latency (%s); bridge: %s\n", ropts.Addr, b.fake.URL(), latency, proto, what)
 	return b, nil
 }
 

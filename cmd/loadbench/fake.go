@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	crand "crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -146,7 +147,7 @@ func (f *fakeCallConnect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.problem(w, http.StatusMethodNotAllowed, "invalid_request", "POST only")
 		return
 	}
-	if user, pass, ok := r.BasicAuth(); !ok || user != f.secret || pass != "" {
+	if user, pass, ok := r.BasicAuth(); !ok || subtle.ConstantTimeCompare([]byte(user), []byte(f.secret)) != 1 || pass != "" {
 		f.problem(w, http.StatusUnauthorized, "unauthorized", "bad credentials")
 		return
 	}

@@ -346,3 +346,20 @@ func TestCompareRefusesASettleShorterThanTheRamp(t *testing.T) {
 		t.Fatalf("run = %v, want the refusal", err)
 	}
 }
+
+// The Redis URL's password is not printed: the output is pasted into reports.
+func TestRedisPasswordNotPrinted(t *testing.T) {
+	mr := miniredis.RunT(t)
+	mr.RequireAuth("hunter2")
+	o := smokeOptions(t)
+	o.redisURL, o.inprocess = "redis://:hunter2@"+mr.Addr()+"/0", true
+	var out bytes.Buffer
+	b, err := newBench(context.Background(), o, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.close()
+	if !strings.Contains(out.String(), mr.Addr()) || strings.Contains(out.String(), "hunter2") {
+		t.Errorf("want the address and no password: %s", out.String())
+	}
+}

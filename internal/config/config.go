@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -181,21 +182,22 @@ func (c Config) validate() error {
 	if (len(c.RedisSentinelAddrs) > 0) != (c.RedisSentinelMaster != "") {
 		return bad("REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER go together")
 	}
-	for _, a := range c.RedisSentinelAddrs {
-		if _, port, ok := strings.Cut(a, ":"); !ok || port == "" {
-			return bad("REDIS_SENTINEL_ADDRS", "%q is not host:port", a)
-		}
+	if err := hostPorts(c.RedisSentinelAddrs); err != nil {
+		return bad("REDIS_SENTINEL_ADDRS", "%v", err)
 	}
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return bad("REDIS_URL", "want redis://host:port/db or rediss://…")
 		}
-	}
-	for _, a := range c.RedisClusterAddrs {
-		if _, port, ok := strings.Cut(a, ":"); !ok || port == "" {
-			return bad("REDIS_CLUSTER_ADDRS", "%q is not host:port", a)
+		if strings.Contains(c.RedisURL, "#") {
+			// A URL ends at a #: what follows would be cut from the password, and
+			// logged, as the URL's fragment.
+			return bad("REDIS_URL", "holds a #: write a # in the password as %%23")
 		}
+	}
+	if err := hostPorts(c.RedisClusterAddrs); err != nil {
+		return bad("REDIS_CLUSTER_ADDRS", "%v", err)
 	}
 	urlTLS := false
 	if u, err := url.Parse(c.RedisURL); err == nil && c.RedisURL != "" {
@@ -333,7 +335,23 @@ func (r *reader) baseURL(name, def string) string {
 	v := strings.TrimRight(r.str(name, def), "/")
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.fail(name, fmt.Sprintf("%q is not an http(s):// URL", v))
+		// Not the value: a URL may carry credentials (https://user:secret@host).
+		r.fail(name, "is not an http(s):// URL")
 	}
 	return v
+}
+
+// hostPorts checks a list of Redis addresses, each host:port with a port number, and says
+// which entry is not without quoting it: a value such as redis://:secret@host, a URL where
+// an address belongs, would put the password in the error, and go-redis, given it, puts it
+// in every dial error it logs.
+func hostPorts(addrs []string) error {
+	for i, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || strings.ContainsAny(host, "/@") || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("entry %d of %d is not host:port (a password goes in REDIS_PASSWORD)", i+1, len(addrs))
+		}
+	}
+	return nil
 }

@@ -90,13 +90,39 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 	}
 }
 
+// A secret in a value refused is not in the error, and values that would carry a password
+// where go-redis logs it (an address list) or cut it in two (a # in a URL) are refused.
 func TestSecretsNeverInErrors(t *testing.T) {
-	_, err := Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@/nohost", "CALLCONNECT_SECRET": "sk_live_123"}))
-	if err == nil {
-		t.Fatal("a Redis URL without host must be refused")
+	for name, m := range map[string]map[string]string{
+		"REDIS_URL":            {"REDIS_URL": "redis://:hunter2@/nohost", "CALLCONNECT_SECRET": "sk_live_123"},
+		"REDIS_URL ":           {"REDIS_URL": "redis://:s3cr@et#tail9@127.0.0.1:6379/0"}, // the password s3cr@et#tail9, unescaped
+		"REDIS_CLUSTER_ADDRS":  {"REDIS_CLUSTER_ADDRS": "127.0.0.1:7000,redis://:hunter2@10.0.0.2:7001"},
+		"REDIS_CLUSTER_ADDRS ": {"REDIS_CLUSTER_ADDRS": "user:hunter2@10.0.0.2:7001"},
+		"REDIS_SENTINEL_ADDRS": {"REDIS_SENTINEL_ADDRS": ":hunter2@10.0.0.2:26379", "REDIS_SENTINEL_MASTER": "m"},
+		"AUTHSIGNAL_BASE_URL":  {"AUTHSIGNAL_BASE_URL": "ftp://user:hunter2@api.example.com"},
+	} {
+		_, err := Load(env(m))
+		if err == nil {
+			t.Errorf("%s: %v accepted", name, m)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, strings.TrimSpace(name)) || strings.Contains(msg, "hunter2") ||
+			strings.Contains(msg, "tail9") || strings.Contains(msg, "sk_live") {
+			t.Errorf("%s: error %q must name the variable and leak no secret", name, msg)
+		}
 	}
-	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "sk_live") {
-		t.Fatalf("error leaks a secret: %v", err)
+}
+
+// host:port lists take names, IPv4 and IPv6 addresses; not a port outside 1–65535.
+func TestRedisAddressLists(t *testing.T) {
+	c, err := Load(env(map[string]string{"REDIS_CLUSTER_ADDRS": "redis-0.redis:6379, 10.0.0.2:7000,[::1]:7001"}))
+	if err != nil || len(c.RedisClusterAddrs) != 3 {
+		t.Fatalf("%v, %v", c.RedisClusterAddrs, err)
+	}
+	for _, bad := range []string{"a:0", "a:65536", "a:port", ":6379", "a", "a/b:1"} {
+		if _, err := Load(env(map[string]string{"REDIS_CLUSTER_ADDRS": bad})); err == nil || !strings.Contains(err.Error(), "entry 1 of 1") {
+			t.Errorf("%q: %v, want entry 1 of 1 refused", bad, err)
+		}
 	}
 }
 

@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	stdjson "encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +116,19 @@ func FuzzSessionCodec(f *testing.F) {
 			t.Fatalf("the store read\n%+v\nencoding/json reads\n%+v", read, &std)
 		}
 	})
+}
+
+// A stored session that cannot be read is a storage error whose text does not quote the
+// data: it holds the caller's number, and the error is logged.
+func TestCorruptSessionErrorQuotesNoData(t *testing.T) {
+	for _, data := range []string{
+		`{"phoneNumber":"+447400123456"`,                   // cut short
+		`{"referenceId":"CA1","phoneNumber":447400123456}`, // a number where a string belongs
+		`+447400123456`,
+	} {
+		_, err := decode(data)
+		if !errors.Is(err, callsession.ErrStorage) || strings.Contains(err.Error(), "7400123") {
+			t.Errorf("%s: %v, want a storage error that does not quote the number", data, err)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/jsonerr"
 )
 
 // DefaultPrefix starts every key the store writes.
@@ -237,7 +238,7 @@ func decode(v any) (*callsession.Session, error) {
 	}
 	var out callsession.Session
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("%w: decoding session: %v", callsession.ErrStorage, err)
+		return nil, fmt.Errorf("%w: decoding session: %v", callsession.ErrStorage, jsonerr.Describe(err))
 	}
 	return &out, nil
 }

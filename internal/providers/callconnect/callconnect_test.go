@@ -173,6 +173,12 @@ func TestSendErrors(t *testing.T) {
 			wantKind: callsession.ProviderUnavailable},
 		{name: "2xx without messageId", setup: func(f *callconnectfake.Fake) { f.FailNext(1, 200, `{"channel":"SMS"}`) },
 			wantKind: callsession.ProviderUnavailable},
+		// The decoder's error quotes what it read; the error is logged and kept in events.
+		{name: "2xx not JSON, quoting the number", setup: func(f *callconnectfake.Fake) { f.FailNext(1, 200, `sent to +14155552671`) },
+			wantKind: callsession.ProviderUnavailable},
+		{name: "2xx with the number where a string belongs", setup: func(f *callconnectfake.Fake) {
+			f.FailNext(1, 200, `{"messageId":14155552671}`)
+		}, wantKind: callsession.ProviderUnavailable},
 		{name: "no answer within the timeout", setup: func(f *callconnectfake.Fake) { f.SetDelay(5 * time.Second) },
 			wantKind: callsession.ProviderTimeout},
 	}
@@ -203,6 +209,9 @@ func TestSendErrors(t *testing.T) {
 			}
 			if pe.Provider != callsession.ProviderCallConnect {
 				t.Errorf("provider %q", pe.Provider)
+			}
+			if strings.Contains(err.Error(), "5552671") {
+				t.Errorf("the error quotes the number: %v", err)
 			}
 			if elapsed > timeout+time.Second {
 				t.Errorf("Send took %s, want about the timeout %s at most", elapsed, timeout)
