@@ -546,7 +546,11 @@ func (s *Service) allowNumber(ctx context.Context, e164 string) error {
 }
 
 // numberLimitKey names a number's send budget by a digest of the number, so Redis keys
-// (which monitoring tools list) never show it.
+// (which monitoring tools, SCAN and the slow log list) never show it. It is no protection
+// against a reader of the data: the digest of a number is found by trying the numbers of a
+// country, and the session's own record holds the number anyway (a keyed hash would need
+// a key kept out of Redis and shared by every replica; it would hide nothing the records
+// do not show).
 func numberLimitKey(e164 string) string {
 	sum := sha256.Sum256([]byte("ivr-bridge number " + e164))
 	return "sends:number:" + hex.EncodeToString(sum[:12])

@@ -209,7 +209,10 @@ const answeredSuffix = ":answered"
 
 // codeDeliveryKey names one call's delivery of some digits for the code identified by
 // providerRef (a resend makes a new code, and the same digits a new try). The digits are
-// hashed: a code is personal data, and the key is stored.
+// hashed so the key, which listings of keys show, does not spell them; a reader of the
+// data could still find them by trying every code of that length, as the session's record
+// has ref and providerRef. The key lives codeRepeatWindow (a minute), and a code once
+// checked is spent or was wrong.
 func codeDeliveryKey(ref, providerRef, digits string) string {
 	sum := sha256.Sum256([]byte(ref + "\x00" + providerRef + "\x00" + digits))
 	return "code:" + hex.EncodeToString(sum[:16])
