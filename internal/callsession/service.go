@@ -578,8 +578,7 @@ func (s *Service) settle(ctx context.Context, sess *Session) (*Session, error) {
 		now := s.clock.Now()
 		switch {
 		case cur.Expired(now):
-			cur.Status = StatusExpired
-			cur.record(now, EventExpired, "expired without verification")
+			cur.expire(now)
 		case cur.Status == StatusPending && !now.Before(s.givenUpAt(cur)):
 			cur.Status = StatusError
 			cur.record(now, EventError, "the provider call never finished")
