@@ -22,6 +22,10 @@ type Limits struct {
 	CodeAttempts    int           // code checks of one session
 }
 
+// DefaultProviderTimeout bounds one provider call when the configuration names no bound:
+// inside the 5 s an IVR platform's whole answer must take (DESIGN §7).
+const DefaultProviderTimeout = 4 * time.Second
+
 // Config is the behaviour of the service that operators choose.
 type Config struct {
 	SessionTTL      time.Duration // how long a session is kept after its last change
@@ -51,7 +55,7 @@ func (c *Config) setDefaults() {
 		c.LinkTTL = 10 * time.Minute
 	}
 	if c.ProviderTimeout <= 0 {
-		c.ProviderTimeout = 4 * time.Second
+		c.ProviderTimeout = DefaultProviderTimeout
 	}
 	if c.PendingTimeout <= 0 {
 		c.PendingTimeout = 3 * c.ProviderTimeout

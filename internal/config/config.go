@@ -111,7 +111,7 @@ func Load(getenv func(string) string) (Config, error) {
 			DefaultCountry:  r.str("DEFAULT_COUNTRY", ""),
 			Fallback:        callsession.ProviderName(strings.ToLower(r.str("PROVIDER_FALLBACK", ""))),
 			LinkTTL:         r.duration("LINK_TTL", 10*time.Minute),
-			ProviderTimeout: r.duration("PROVIDER_TIMEOUT", 4*time.Second),
+			ProviderTimeout: r.duration("PROVIDER_TIMEOUT", callsession.DefaultProviderTimeout),
 			Limits: callsession.Limits{
 				SendsPerSession: r.count("LIMIT_SENDS_PER_SESSION", 3),
 				SendsPerNumber:  r.count("LIMIT_SENDS_PER_NUMBER", 5),
