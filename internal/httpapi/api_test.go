@@ -174,6 +174,9 @@ func TestMalformedRequests(t *testing.T) {
 		{"phoneNumber a number", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":14155552671}`, nil, 400, "invalid_request"},
 		{"referenceId missing", "POST", "/v1/sessions", `{"phoneNumber":"+14155552671"}`, nil, 400, "invalid_request"},
 		{"phoneNumber missing", "POST", "/v1/sessions", `{"referenceId":"r1"}`, nil, 400, "invalid_request"},
+		{"phoneNumber null", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":null}`, nil, 400, "invalid_request"},
+		{"phoneNumber empty", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":""}`, nil, 422, "phone_number_withheld"}, // DESIGN §5: empty is withheld
+		{"phoneNumber blank", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":"   "}`, nil, 422, "phone_number_withheld"},
 		{"referenceId with space", "POST", "/v1/sessions", `{"referenceId":"a b","phoneNumber":"+14155552671"}`, nil, 400, "invalid_request"},
 		{"referenceId too long", "POST", "/v1/sessions", fmt.Sprintf(`{"referenceId":%q,"phoneNumber":"+14155552671"}`, strings.Repeat("r", 129)), nil, 400, "invalid_request"},
 		{"unknown provider", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":"+14155552671","provider":"acme"}`, nil, 400, "invalid_request"},

@@ -20,15 +20,15 @@ import (
 
 // startBody is the body of POST /v1/sessions (DESIGN §4).
 type startBody struct {
-	ReferenceID string `json:"referenceId"`
-	PhoneNumber string `json:"phoneNumber"`
-	Country     string `json:"country"`
-	Provider    string `json:"provider"`
-	Channel     string `json:"channel"`
-	UserID      string `json:"userId"`
-	Username    string `json:"username"`
-	Email       string `json:"email"`
-	Locale      string `json:"locale"`
+	ReferenceID string  `json:"referenceId"`
+	PhoneNumber *string `json:"phoneNumber"` // nil: missing or null (400); "" is a withheld number (422, DESIGN §5)
+	Country     string  `json:"country"`
+	Provider    string  `json:"provider"`
+	Channel     string  `json:"channel"`
+	UserID      string  `json:"userId"`
+	Username    string  `json:"username"`
+	Email       string  `json:"email"`
+	Locale      string  `json:"locale"`
 }
 
 func (s *Server) startSession(c echo.Context) error {
@@ -39,11 +39,11 @@ func (s *Server) startSession(c echo.Context) error {
 	switch {
 	case b.ReferenceID == "":
 		return invalid("referenceId is required and must be a string")
-	case b.PhoneNumber == "":
+	case b.PhoneNumber == nil:
 		return invalid("phoneNumber is required and must be a string")
 	}
 	res, err := s.deps.Service.Start(c.Request().Context(), callsession.StartRequest{
-		ReferenceID: b.ReferenceID, PhoneNumber: b.PhoneNumber, Country: b.Country,
+		ReferenceID: b.ReferenceID, PhoneNumber: *b.PhoneNumber, Country: b.Country,
 		Provider: callsession.ProviderName(strings.ToLower(b.Provider)), Channel: callsession.Channel(b.Channel),
 		UserID: b.UserID, Username: b.Username, Email: b.Email, Locale: b.Locale,
 	})
