@@ -18,7 +18,7 @@ import (
 type Limits struct {
 	SendsPerSession int           // start + resends of one session
 	SendsPerNumber  int           // sends to one phone number per NumberWindow, across sessions
-	NumberWindow    time.Duration //
+	NumberWindow    time.Duration // zero turns SendsPerNumber off too (DESIGN §2 lists it among the limits)
 	CodeAttempts    int           // code checks of one session
 }
 
@@ -536,7 +536,7 @@ func (s *Service) fallbackFor(from ProviderName, ch Channel) (Provider, error) {
 }
 
 func (s *Service) allowNumber(ctx context.Context, e164 string) error {
-	if s.limiter == nil || s.cfg.Limits.SendsPerNumber <= 0 {
+	if s.limiter == nil || s.cfg.Limits.SendsPerNumber <= 0 || s.cfg.Limits.NumberWindow <= 0 {
 		return nil
 	}
 	ok, retry, err := s.limiter.Allow(ctx, numberLimitKey(e164), s.cfg.Limits.SendsPerNumber, s.cfg.Limits.NumberWindow)

@@ -526,6 +526,14 @@ func TestResendAndCancel(t *testing.T) {
 			t.Fatalf("%v, %d stored", err, len(h.store.sessions))
 		}
 	})
+	t.Run("a zero window turns the per-number limit off", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.Limits.SendsPerNumber, c.Limits.NumberWindow = 2, 0 })
+		for _, ref := range []string{"a", "b", "c"} {
+			if _, err := h.svc.Start(ctx, StartRequest{ReferenceID: ref, PhoneNumber: "+14155552671"}); err != nil {
+				t.Fatal(ref, err)
+			}
+		}
+	})
 	t.Run("cancel", func(t *testing.T) {
 		h := newHarness(t, nil)
 		startCode(t, h, ProviderAuthentix)

@@ -241,9 +241,6 @@ func (c Config) validate() error {
 	if l := c.Authentix.CodeLength; l != 0 && (l < 4 || l > 10) {
 		return bad("AUTHENTIX_CODE_LENGTH", "must be 0 (Authentix makes the code) or 4 to 10")
 	}
-	if c.Session.Limits.SendsPerNumber > 0 && c.Session.Limits.NumberWindow <= 0 {
-		return bad("LIMIT_NUMBER_WINDOW", "must be positive")
-	}
 	return nil
 }
 
