@@ -288,6 +288,13 @@ func (f Flow) repeatedCode(ctx context.Context, ref, key string, deadline time.T
 	}
 }
 
+// UnknownAction is the answer to a platform's request for a step the flow does not have: a
+// refusal (invalid_request) in the platform's own form like any other (DESIGN §7), so the
+// platform's flow branches on it.
+func UnknownAction(ref, message string) Result {
+	return Result{Step: StepRefused, Code: callsession.CodeInvalidRequest, Message: message}.about(ref)
+}
+
 // Status reads where the call stands.
 func (f Flow) Status(ctx context.Context, ref string) Result {
 	sess, err := f.Service.Get(ctx, ref)
