@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	svc := callsession.NewService(cfg.Session, rs, providers,
 		callsession.WithLogger(log), callsession.WithLimiter(rs), callsession.WithClock(o.clock),
 		callsession.WithStatusObserver(m), callsession.WithPublisher(hub))
-	flow := callflow.Flow{Service: svc, Dedup: rs}
+	flow := callflow.Flow{Service: svc, Dedup: rs, CheckTimeout: svc.Config().ProviderTimeout}
 	adapters := []httpapi.Adapter{
 		&authsignalhook.Webhook{Service: svc, Secret: cfg.Authsignal.WebhookSecret, Clock: o.clock, Logger: log},
 		connect.New(connect.Config{APIKey: cfg.ConnectAPIKey, Flow: flow, Logger: log}),

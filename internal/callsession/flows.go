@@ -89,8 +89,7 @@ func (s *Service) SubmitCode(ctx context.Context, ref, code string) (*Session, e
 		case checkErr != nil: // the provider no longer knows the challenge: decide here
 			cur.record(now, EventCodeRejected, label+": the provider no longer accepts codes for it")
 			if cur.Expired(now) {
-				cur.Status = StatusExpired
-				cur.record(now, EventExpired, "expired without verification")
+				cur.expire(now)
 			} else {
 				cur.Status = StatusFailed
 				cur.record(now, EventFailed, "the provider closed the challenge")
@@ -287,17 +286,24 @@ type Outcome struct {
 }
 
 // ApplyOutcome settles a session from a provider webhook. Unknown references and sessions
-// already final are ignored (applied=false), as is a repeated event.
+// already final are ignored (applied=false), as is a repeated event. A session past its
+// expiry is final too, even before a read has written it so: the late verdict writes the
+// expiry instead, as that read would have.
 func (s *Service) ApplyOutcome(ctx context.Context, o Outcome) (applied bool, err error) {
 	if !ValidReferenceID(o.ReferenceID) {
 		return false, nil
 	}
 	_, err = s.update(ctx, o.ReferenceID, func(cur *Session) error {
+		applied = false // the store may run this again on a concurrent write
 		// An outcome always makes the session final, so a repeated event finds it final.
 		if cur.Status.Final() {
 			return errNoChange
 		}
 		now := s.clock.Now()
+		if cur.Expired(now) {
+			cur.expire(now)
+			return nil
+		}
 		cur.record(now, EventProviderEvent, "event "+o.EventID+": "+o.Detail)
 		if o.Verified {
 			cur.Status = StatusVerified

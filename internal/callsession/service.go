@@ -18,9 +18,13 @@ import (
 type Limits struct {
 	SendsPerSession int           // start + resends of one session
 	SendsPerNumber  int           // sends to one phone number per NumberWindow, across sessions
-	NumberWindow    time.Duration //
+	NumberWindow    time.Duration // zero turns SendsPerNumber off too (DESIGN §2 lists it among the limits)
 	CodeAttempts    int           // code checks of one session
 }
+
+// DefaultProviderTimeout bounds one provider call when the configuration names no bound:
+// inside the 5 s an IVR platform's whole answer must take (DESIGN §7).
+const DefaultProviderTimeout = 4 * time.Second
 
 // Config is the behaviour of the service that operators choose.
 type Config struct {
@@ -51,7 +55,7 @@ func (c *Config) setDefaults() {
 		c.LinkTTL = 10 * time.Minute
 	}
 	if c.ProviderTimeout <= 0 {
-		c.ProviderTimeout = 4 * time.Second
+		c.ProviderTimeout = DefaultProviderTimeout
 	}
 	if c.PendingTimeout <= 0 {
 		c.PendingTimeout = 3 * c.ProviderTimeout
@@ -532,7 +536,7 @@ func (s *Service) fallbackFor(from ProviderName, ch Channel) (Provider, error) {
 }
 
 func (s *Service) allowNumber(ctx context.Context, e164 string) error {
-	if s.limiter == nil || s.cfg.Limits.SendsPerNumber <= 0 {
+	if s.limiter == nil || s.cfg.Limits.SendsPerNumber <= 0 || s.cfg.Limits.NumberWindow <= 0 {
 		return nil
 	}
 	ok, retry, err := s.limiter.Allow(ctx, numberLimitKey(e164), s.cfg.Limits.SendsPerNumber, s.cfg.Limits.NumberWindow)
@@ -582,8 +586,7 @@ func (s *Service) settle(ctx context.Context, sess *Session) (*Session, error) {
 		now := s.clock.Now()
 		switch {
 		case cur.Expired(now):
-			cur.Status = StatusExpired
-			cur.record(now, EventExpired, "expired without verification")
+			cur.expire(now)
 		case cur.Status == StatusPending && !now.Before(s.givenUpAt(cur)):
 			cur.Status = StatusError
 			cur.record(now, EventError, "the provider call never finished")

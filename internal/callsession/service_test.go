@@ -526,6 +526,14 @@ func TestResendAndCancel(t *testing.T) {
 			t.Fatalf("%v, %d stored", err, len(h.store.sessions))
 		}
 	})
+	t.Run("a zero window turns the per-number limit off", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.Limits.SendsPerNumber, c.Limits.NumberWindow = 2, 0 })
+		for _, ref := range []string{"a", "b", "c"} {
+			if _, err := h.svc.Start(ctx, StartRequest{ReferenceID: ref, PhoneNumber: "+14155552671"}); err != nil {
+				t.Fatal(ref, err)
+			}
+		}
+	})
 	t.Run("cancel", func(t *testing.T) {
 		h := newHarness(t, nil)
 		startCode(t, h, ProviderAuthentix)
@@ -575,6 +583,29 @@ func TestApplyOutcome(t *testing.T) {
 	}
 	if ok, err = h.svc.ApplyOutcome(ctx, Outcome{EventID: "ev3", ReferenceID: "unknown"}); ok || err != nil {
 		t.Fatal("an unknown reference is ignored", ok, err)
+	}
+}
+
+// A provider's verdict that comes after the session's expiry does not settle it: the session
+// is expired (DESIGN §3: nothing moves a final session), whether or not a read had written
+// the expiry yet, and the late outcome is ignored as one for an expired session is.
+func TestApplyOutcomeAfterExpiry(t *testing.T) {
+	ctx := context.Background()
+	for _, verified := range []bool{true, false} {
+		h := newHarness(t, nil)
+		sent := startCode(t, h, ProviderCallConnect)
+		h.clock.Advance(sent.ExpiresAt.Sub(h.clock.Now())) // expiry reached, not yet written
+		ok, err := h.svc.ApplyOutcome(ctx, Outcome{EventID: "late", ReferenceID: "CA123", Verified: verified, Detail: "late"})
+		if err != nil || ok {
+			t.Fatalf("verified=%v: a late outcome was applied (%v, %v)", verified, ok, err)
+		}
+		s, err := h.svc.Get(ctx, "CA123")
+		if err != nil || s.Status != StatusExpired {
+			t.Fatalf("verified=%v: %v %+v", verified, err, s)
+		}
+		if got := strings.Join(eventTypes(s), ","); got != "created,sent,expired" {
+			t.Fatalf("verified=%v: events %s", verified, got)
+		}
 	}
 }
 

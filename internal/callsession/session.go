@@ -185,6 +185,13 @@ func (s *Session) Expired(now time.Time) bool {
 	return !s.Status.Final() && s.ExpiresAt != nil && !now.Before(*s.ExpiresAt)
 }
 
+// expire writes the expiry that time decided (Expired): a read, a code check or a late
+// provider verdict that finds the session past its expiry.
+func (s *Session) expire(now time.Time) {
+	s.Status = StatusExpired
+	s.record(now, EventExpired, "expired without verification")
+}
+
 // StatusAt is the status as it reads at now: a session past its expiry is expired even
 // before that is written (on its next read). The zero time is the stored status.
 func (s *Session) StatusAt(now time.Time) Status {

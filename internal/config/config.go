@@ -112,7 +112,7 @@ func Load(getenv func(string) string) (Config, error) {
 			DefaultCountry:  r.str("DEFAULT_COUNTRY", ""),
 			Fallback:        callsession.ProviderName(strings.ToLower(r.str("PROVIDER_FALLBACK", ""))),
 			LinkTTL:         r.duration("LINK_TTL", 10*time.Minute),
-			ProviderTimeout: r.duration("PROVIDER_TIMEOUT", 4*time.Second),
+			ProviderTimeout: r.duration("PROVIDER_TIMEOUT", callsession.DefaultProviderTimeout),
 			Limits: callsession.Limits{
 				SendsPerSession: r.count("LIMIT_SENDS_PER_SESSION", 3),
 				SendsPerNumber:  r.count("LIMIT_SENDS_PER_NUMBER", 5),
@@ -242,9 +242,6 @@ func (c Config) validate() error {
 	}
 	if l := c.Authentix.CodeLength; l != 0 && (l < 4 || l > 10) {
 		return bad("AUTHENTIX_CODE_LENGTH", "must be 0 (Authentix makes the code) or 4 to 10")
-	}
-	if c.Session.Limits.SendsPerNumber > 0 && c.Session.Limits.NumberWindow <= 0 {
-		return bad("LIMIT_NUMBER_WINDOW", "must be positive")
 	}
 	return nil
 }

@@ -90,6 +90,21 @@ func TestInvalidConfigNamesTheVariable(t *testing.T) {
 	}
 }
 
+// DESIGN §2: "0 turns a limit off", LIMIT_NUMBER_WINDOW among the limits; a negative one is
+// no duration.
+func TestZeroNumberWindowTurnsTheLimitOff(t *testing.T) {
+	c, err := Load(env(map[string]string{"LIMIT_NUMBER_WINDOW": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Session.Limits.NumberWindow != 0 || c.Session.Limits.SendsPerNumber != 5 {
+		t.Fatalf("limits %+v", c.Session.Limits)
+	}
+	if _, err := Load(env(map[string]string{"LIMIT_NUMBER_WINDOW": "-1m"})); err == nil || !strings.Contains(err.Error(), "LIMIT_NUMBER_WINDOW") {
+		t.Fatalf("a negative window: %v", err)
+	}
+}
+
 // A secret in a value refused is not in the error, and values that would carry a password
 // where go-redis logs it (an address list) or cut it in two (a # in a URL) are refused.
 func TestSecretsNeverInErrors(t *testing.T) {

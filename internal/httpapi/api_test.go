@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -173,6 +174,9 @@ func TestMalformedRequests(t *testing.T) {
 		{"phoneNumber a number", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":14155552671}`, nil, 400, "invalid_request"},
 		{"referenceId missing", "POST", "/v1/sessions", `{"phoneNumber":"+14155552671"}`, nil, 400, "invalid_request"},
 		{"phoneNumber missing", "POST", "/v1/sessions", `{"referenceId":"r1"}`, nil, 400, "invalid_request"},
+		{"phoneNumber null", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":null}`, nil, 400, "invalid_request"},
+		{"phoneNumber empty", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":""}`, nil, 422, "phone_number_withheld"}, // DESIGN §5: empty is withheld
+		{"phoneNumber blank", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":"   "}`, nil, 422, "phone_number_withheld"},
 		{"referenceId with space", "POST", "/v1/sessions", `{"referenceId":"a b","phoneNumber":"+14155552671"}`, nil, 400, "invalid_request"},
 		{"referenceId too long", "POST", "/v1/sessions", fmt.Sprintf(`{"referenceId":%q,"phoneNumber":"+14155552671"}`, strings.Repeat("r", 129)), nil, 400, "invalid_request"},
 		{"unknown provider", "POST", "/v1/sessions", `{"referenceId":"r1","phoneNumber":"+14155552671","provider":"acme"}`, nil, 400, "invalid_request"},
@@ -474,5 +478,64 @@ func TestListStatusFilterSeesExpiry(t *testing.T) {
 	}
 	if got := listed("sent"); len(got) != 1 || got[0] != fresh {
 		t.Fatalf("?status=sent = %v, want [%s]", got, fresh)
+	}
+}
+
+// A referenceId may hold any printable ASCII but the space (DESIGN §3): a SIP call ID's '@',
+// a URI's ':' and '/', a '%'. Percent-encoded in the path, as the agent page's
+// encodeURIComponent does, it reaches its session on every route.
+func TestEncodedReferenceIDReachesItsSession(t *testing.T) {
+	s := apptest.New(t, map[string]string{"LIMIT_SENDS_PER_NUMBER": "0"})
+	for _, id := range []string{
+		"sip:" + apptest.RandomID() + "@pbx.example/leg-1",
+		"50%off-" + apptest.RandomID(),    // '%' alone: the decoded path is also the encoded one
+		"a%2Fb-" + apptest.RandomID(),     // what looks like an escape is the reference's own text
+		"q?x=1&y#z+" + apptest.RandomID(), // what a path would otherwise cut or read
+	} {
+		t.Run(id, func(t *testing.T) {
+			mustStart(t, s, map[string]any{"referenceId": id, "phoneNumber": ukMobile, "provider": "authsignal"})
+			path := "/v1/sessions/" + url.QueryEscape(id) // QueryEscape: encodeURIComponent, spaces aside
+			r := s.Do(http.MethodGet, path, nil)
+			if r.Status != 200 || r.JSON(t)["referenceId"] != id {
+				t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+			}
+			if r = s.Do(http.MethodPost, path+"/code", map[string]string{"code": "000000"}); r.Status != 200 || r.JSON(t)["attempts"] != float64(1) {
+				t.Fatalf("code: %d %s", r.Status, r.Body)
+			}
+			if r = s.Do(http.MethodPost, path+"/resend", nil); r.Status != 200 || r.JSON(t)["referenceId"] != id {
+				t.Fatalf("resend: %d %s", r.Status, r.Body)
+			}
+			resp, events, cancel := stream(t, s, url.QueryEscape(id), nil, "")
+			if resp.StatusCode != 200 {
+				t.Fatalf("events: %d", resp.StatusCode)
+			}
+			if ev, ok := next(t, events); !ok || !strings.Contains(ev.data, `"status":"sent"`) {
+				t.Fatalf("events: first %+v", ev)
+			}
+			cancel()
+			if r = s.Do(http.MethodPost, path+"/cancel", nil); r.Status != 200 || r.JSON(t)["status"] != "cancelled" {
+				t.Fatalf("cancel: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+}
+
+// A path whose escapes do not decode is refused in the DESIGN §7 form. net/http refuses such
+// a request line itself; a request built in process (or by a proxy's own parser) reaches the
+// router with it.
+func TestUndecodableReferenceIDInPath(t *testing.T) {
+	s := apptest.New(t, nil)
+	for _, raw := range []string{"/v1/sessions/a%zz", "/v1/sessions/a%2/events", "/v1/sessions/%/code"} {
+		method := http.MethodGet
+		if strings.HasSuffix(raw, "/code") {
+			method = http.MethodPost
+		}
+		req := httptest.NewRequest(method, "/v1/sessions/x", strings.NewReader(`{"code":"123456"}`))
+		req.URL.Path, req.URL.RawPath = raw, raw
+		req.Header.Set("Authorization", "Bearer "+apptest.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		s.App.Handler.ServeHTTP(rec, req)
+		wantError(t, &apptest.Response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}, http.StatusBadRequest, "invalid_request")
 	}
 }

@@ -37,9 +37,12 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	if s.deps.Events == nil {
 		return NewError(http.StatusNotFound, string(callsession.CodeNotFound), "live events are not enabled")
 	}
+	ref, err := refParam(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel() // ends the subscription
-	ref := c.Param("ref")
 	last := c.Request().Header.Get("Last-Event-ID")
 	if last == "" {
 		last = c.QueryParam("lastEventId") // EventSource polyfills that cannot set the header

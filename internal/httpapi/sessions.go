@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -19,15 +20,15 @@ import (
 
 // startBody is the body of POST /v1/sessions (DESIGN §4).
 type startBody struct {
-	ReferenceID string `json:"referenceId"`
-	PhoneNumber string `json:"phoneNumber"`
-	Country     string `json:"country"`
-	Provider    string `json:"provider"`
-	Channel     string `json:"channel"`
-	UserID      string `json:"userId"`
-	Username    string `json:"username"`
-	Email       string `json:"email"`
-	Locale      string `json:"locale"`
+	ReferenceID string  `json:"referenceId"`
+	PhoneNumber *string `json:"phoneNumber"` // nil: missing or null (400); "" is a withheld number (422, DESIGN §5)
+	Country     string  `json:"country"`
+	Provider    string  `json:"provider"`
+	Channel     string  `json:"channel"`
+	UserID      string  `json:"userId"`
+	Username    string  `json:"username"`
+	Email       string  `json:"email"`
+	Locale      string  `json:"locale"`
 }
 
 func (s *Server) startSession(c echo.Context) error {
@@ -38,11 +39,11 @@ func (s *Server) startSession(c echo.Context) error {
 	switch {
 	case b.ReferenceID == "":
 		return invalid("referenceId is required and must be a string")
-	case b.PhoneNumber == "":
+	case b.PhoneNumber == nil:
 		return invalid("phoneNumber is required and must be a string")
 	}
 	res, err := s.deps.Service.Start(c.Request().Context(), callsession.StartRequest{
-		ReferenceID: b.ReferenceID, PhoneNumber: b.PhoneNumber, Country: b.Country,
+		ReferenceID: b.ReferenceID, PhoneNumber: *b.PhoneNumber, Country: b.Country,
 		Provider: callsession.ProviderName(strings.ToLower(b.Provider)), Channel: callsession.Channel(b.Channel),
 		UserID: b.UserID, Username: b.Username, Email: b.Email, Locale: b.Locale,
 	})
@@ -56,8 +57,29 @@ func (s *Server) startSession(c echo.Context) error {
 	return c.JSON(status, View(res.Session))
 }
 
+// refParam is the referenceId of a /v1/sessions/{referenceId} path, decoded. A reference
+// may hold '/', ':', '@' or '%' (DESIGN §3: printable ASCII but the space), which clients
+// percent-encode (the agent page with encodeURIComponent). Echo routes on the escaped path
+// when the request has one (URL.RawPath, see echo.GetPath) and leaves its parameters
+// escaped; otherwise on the decoded path, whose parameters must not be decoded twice.
+func refParam(c echo.Context) (string, error) {
+	ref := c.Param("ref")
+	if c.Request().URL.RawPath == "" {
+		return ref, nil
+	}
+	decoded, err := url.PathUnescape(ref)
+	if err != nil {
+		return "", invalid("the referenceId in the path is not validly percent-encoded")
+	}
+	return decoded, nil
+}
+
 func (s *Server) getSession(c echo.Context) error {
-	sess, err := s.deps.Service.Get(c.Request().Context(), c.Param("ref"))
+	ref, err := refParam(c)
+	if err != nil {
+		return err
+	}
+	sess, err := s.deps.Service.Get(c.Request().Context(), ref)
 	if err != nil {
 		return err
 	}
@@ -95,6 +117,10 @@ type codeBody struct {
 }
 
 func (s *Server) submitCode(c echo.Context) error {
+	ref, err := refParam(c)
+	if err != nil {
+		return err
+	}
 	var b codeBody
 	if err := decodeJSON(c, &b, true); err != nil {
 		return err
@@ -102,7 +128,7 @@ func (s *Server) submitCode(c echo.Context) error {
 	if !callsession.ValidCode(b.Code) {
 		return invalid("code must be a string of 4 to 10 digits")
 	}
-	sess, err := s.deps.Service.SubmitCode(c.Request().Context(), c.Param("ref"), b.Code)
+	sess, err := s.deps.Service.SubmitCode(c.Request().Context(), ref, b.Code)
 	if err != nil {
 		return err
 	}
@@ -114,11 +140,15 @@ type resendBody struct {
 }
 
 func (s *Server) resend(c echo.Context) error {
+	ref, err := refParam(c)
+	if err != nil {
+		return err
+	}
 	var b resendBody
 	if err := decodeJSON(c, &b, false); err != nil {
 		return err
 	}
-	sess, err := s.deps.Service.Resend(c.Request().Context(), c.Param("ref"), callsession.Channel(strings.ToUpper(b.Channel)))
+	sess, err := s.deps.Service.Resend(c.Request().Context(), ref, callsession.Channel(strings.ToUpper(b.Channel)))
 	if err != nil {
 		return err
 	}
@@ -126,11 +156,15 @@ func (s *Server) resend(c echo.Context) error {
 }
 
 func (s *Server) cancel(c echo.Context) error {
+	ref, err := refParam(c)
+	if err != nil {
+		return err
+	}
 	var b struct{}
 	if err := decodeJSON(c, &b, false); err != nil {
 		return err
 	}
-	sess, err := s.deps.Service.Cancel(c.Request().Context(), c.Param("ref"))
+	sess, err := s.deps.Service.Cancel(c.Request().Context(), ref)
 	if err != nil {
 		return err
 	}

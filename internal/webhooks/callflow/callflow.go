@@ -110,15 +110,45 @@ type Flow struct {
 	// retried webhook), so the repeat is answered from the first check instead of making a
 	// second one (DESIGN §6).
 	Dedup callsession.Deduper
+	// AnswerWithin bounds the answer to a code delivery: DESIGN §7's "the whole
+	// Twilio/Connect answer inside 5 s" (zero: AnswerBound). Tests shorten it.
+	AnswerWithin time.Duration
+	// CheckTimeout is the service's provider deadline (PROVIDER_TIMEOUT; zero: its default),
+	// what a code check may take: a repeated delivery begins one only when it fits in what is
+	// left of AnswerWithin.
+	CheckTimeout time.Duration
 }
 
 // codeRepeatWindow is how long the same digits for the same call count as one delivery:
 // longer than platforms take to retry a webhook (Twilio waits 15 s for an answer).
 const codeRepeatWindow = time.Minute
 
-// codeRepeatWait bounds how long a repeat waits for the first delivery's check to finish:
-// the provider deadline (DESIGN §7), inside the platforms' own.
-const codeRepeatWait = 4 * time.Second
+// AnswerBound is DESIGN §7's bound on a platform's whole answer: "the whole Twilio/Connect
+// answer inside 5 s".
+const AnswerBound = 5 * time.Second
+
+func (f Flow) answerWithin() time.Duration {
+	if f.AnswerWithin > 0 {
+		return f.AnswerWithin
+	}
+	return AnswerBound
+}
+
+func (f Flow) checkTimeout() time.Duration {
+	if f.CheckTimeout > 0 {
+		return f.CheckTimeout
+	}
+	return callsession.DefaultProviderTimeout
+}
+
+// replyTime is the end of the bound kept for what follows a wait or a check: the session's
+// reads and writes and the reply (500 ms of 5 s).
+func (f Flow) replyTime() time.Duration { return f.answerWithin() / 10 }
+
+// checkFits reports whether a code check begun now is answered before the answer's deadline.
+func (f Flow) checkFits(deadline time.Time) bool {
+	return time.Until(deadline) >= f.checkTimeout()+f.replyTime()
+}
 
 // Start starts the verification of a call. A duplicate delivery of the platform's webhook is
 // the same start again: the service answers the existing session without a second send.
@@ -176,8 +206,11 @@ func (f Flow) check(ctx context.Context, ref, digits string) Result {
 // codeOnce checks the digits unless this is a repeated delivery of digits already being
 // checked for the code the call was sent: then it answers with that check's outcome. A
 // delivery is recorded before its check and marked answered after it; a check that did not
-// happen (the provider or Redis failed) is forgotten, so a repeat makes a real one.
+// happen (the provider or Redis failed) is forgotten, so a repeat makes a real one — when
+// it can still be answered within AnswerWithin: a repeat that waited out a first check that
+// timed out has no time left for a second one.
 func (f Flow) codeOnce(ctx context.Context, ref, digits string) Result {
+	deadline := time.Now().Add(f.answerWithin())
 	sess, err := f.Service.Get(ctx, ref)
 	if err != nil {
 		return fromError(err).about(ref)
@@ -188,8 +221,12 @@ func (f Flow) codeOnce(ctx context.Context, ref, digits string) Result {
 		return f.check(ctx, ref, digits) // a failed look-up is no reason to refuse the caller
 	}
 	if !first {
-		if r, ok := f.repeatedCode(ctx, ref, key); ok {
+		if r, ok := f.repeatedCode(ctx, ref, key, deadline); ok {
 			return r
+		}
+		if !f.checkFits(deadline) {
+			return Result{Step: StepError, Code: callsession.CodeProviderTimeout,
+				Message: "the code could not be checked in time"}.about(ref)
 		}
 		return f.check(ctx, ref, digits)
 	}
@@ -219,10 +256,11 @@ func codeDeliveryKey(ref, providerRef, digits string) string {
 }
 
 // repeatedCode answers a repeated delivery with the outcome of the first one's check, once
-// that is answered. ok is false when the first check did not happen (its record was
-// forgotten): the repeat is then a real try.
-func (f Flow) repeatedCode(ctx context.Context, ref, key string) (Result, bool) {
-	deadline := time.Now().Add(codeRepeatWait)
+// that is answered, or that the check is under way when the answer's deadline nears. ok is
+// false when the first check did not happen (its record was forgotten): the repeat is then
+// a real try.
+func (f Flow) repeatedCode(ctx context.Context, ref, key string, deadline time.Time) (Result, bool) {
+	waitUntil := deadline.Add(-f.replyTime())
 	for {
 		answered, err := f.Dedup.Seen(ctx, key+answeredSuffix)
 		if err != nil {
@@ -238,7 +276,7 @@ func (f Flow) repeatedCode(ctx context.Context, ref, key string) (Result, bool) 
 		if pending, err := f.Dedup.Seen(ctx, key); err != nil || !pending {
 			return Result{}, false
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(waitUntil) {
 			sess, err := f.Service.Get(ctx, ref)
 			if err != nil {
 				return fromError(err).about(ref), true
@@ -251,6 +289,13 @@ func (f Flow) repeatedCode(ctx context.Context, ref, key string) (Result, bool) 
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
+}
+
+// UnknownAction is the answer to a platform's request for a step the flow does not have: a
+// refusal (invalid_request) in the platform's own form like any other (DESIGN §7), so the
+// platform's flow branches on it.
+func UnknownAction(ref, message string) Result {
+	return Result{Step: StepRefused, Code: callsession.CodeInvalidRequest, Message: message}.about(ref)
 }
 
 // Status reads where the call stands.

@@ -428,3 +428,113 @@ func TestRepeatedCodeDeliveryChecksOnce(t *testing.T) {
 		t.Fatalf("the stored key holds the code: %s", k)
 	}
 }
+
+// stallingService is a Service whose code checks each take stall and then answer what
+// verdict says, as the service does with a provider that stalls until its deadline.
+type stallingService struct {
+	sess    *callsession.Session
+	stall   time.Duration
+	verdict func(n int) (*callsession.Session, error) // the n-th check's answer, from 1
+	entered chan struct{}                             // a receive for each check begun
+
+	mu     sync.Mutex
+	checks int
+}
+
+func (s *stallingService) Start(context.Context, callsession.StartRequest) (callsession.StartResult, error) {
+	return callsession.StartResult{}, errors.New("not called")
+}
+
+func (s *stallingService) SubmitCode(context.Context, string, string) (*callsession.Session, error) {
+	s.mu.Lock()
+	s.checks++
+	n := s.checks
+	s.mu.Unlock()
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	time.Sleep(s.stall)
+	return s.verdict(n)
+}
+
+func (s *stallingService) Get(context.Context, string) (*callsession.Session, error) {
+	return s.sess, nil
+}
+
+func (s *stallingService) checkCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks
+}
+
+// A repeated delivery of the same digits is answered within DESIGN §7's bound (the whole
+// Twilio/Connect answer inside 5 s; here the bound and the provider deadline are shortened):
+// when the first delivery's check failed late, the repeat no longer has the time for a check
+// of its own, and says it could not check in time rather than answering after the bound.
+func TestRepeatedCodeDeliveryIsAnsweredWithinTheBound(t *testing.T) {
+	const bound, deadline = 2 * time.Second, 1200 * time.Millisecond
+	timedOut := &callsession.Error{Code: callsession.CodeProviderTimeout, Message: "authsignal did not answer in time"}
+
+	// repeat delivers the digits again once the first delivery's check has begun, and
+	// returns both answers and how long the repeat took from its arrival.
+	repeat := func(t *testing.T, svc *stallingService) (first, again Result, took time.Duration) {
+		t.Helper()
+		svc.entered = make(chan struct{}, 1)
+		flow := Flow{Service: svc, Dedup: newMemDeduper(), AnswerWithin: bound, CheckTimeout: deadline}
+		done := make(chan Result)
+		go func() { done <- flow.Code(context.Background(), "CA123", "123456") }()
+		<-svc.entered
+		arrived := time.Now()
+		again = flow.Code(context.Background(), "CA123", "123456")
+		took = time.Since(arrived)
+		return <-done, again, took
+	}
+
+	t.Run("the first check timed out: no second check past the bound", func(t *testing.T) {
+		svc := &stallingService{sess: codeSession(0, callsession.StatusSent, "ch1"), stall: deadline,
+			verdict: func(int) (*callsession.Session, error) { return nil, timedOut }}
+		first, again, took := repeat(t, svc)
+		if first.Step != StepError || first.Code != callsession.CodeProviderTimeout {
+			t.Fatalf("first: %s %s", first.Step, first.Code)
+		}
+		if n := svc.checkCount(); n != 1 {
+			t.Errorf("%d checks: the repeat began one it could not finish within the bound", n)
+		}
+		if took >= bound {
+			t.Errorf("the repeat was answered after %v, past the bound of %v", took, bound)
+		}
+		if again.Step != StepError || again.Code != callsession.CodeProviderTimeout || again.Message == "" || again.Reference != "CA123" {
+			t.Errorf("repeat: %+v", again)
+		}
+	})
+	t.Run("the first check failed early: the repeat checks, in time", func(t *testing.T) {
+		svc := &stallingService{sess: codeSession(0, callsession.StatusSent, "ch1"), stall: 50 * time.Millisecond,
+			verdict: func(n int) (*callsession.Session, error) {
+				if n == 1 {
+					return nil, &callsession.Error{Code: callsession.CodeProviderUnavailable, Message: "down"}
+				}
+				return codeSession(1, callsession.StatusVerified, "ch1"), nil
+			}}
+		_, again, took := repeat(t, svc)
+		if n := svc.checkCount(); n != 2 || again.Step != StepVerified {
+			t.Fatalf("%d checks, repeat %s: a repeat with the time for a check makes it", n, again.Step)
+		}
+		if took >= bound {
+			t.Errorf("the repeat was answered after %v, past the bound of %v", took, bound)
+		}
+	})
+	t.Run("the first check outlasts the bound: the repeat answers waiting within it", func(t *testing.T) {
+		// Only the store's writes could hold a check this long: the service bounds the
+		// provider call.
+		svc := &stallingService{sess: codeSession(0, callsession.StatusSent, "ch1"), stall: bound + bound/10,
+			verdict: func(int) (*callsession.Session, error) { return codeSession(1, callsession.StatusSent, "ch1"), nil }}
+		_, again, took := repeat(t, svc)
+		if again.Step != StepWaiting || svc.checkCount() != 1 {
+			t.Fatalf("repeat %s after %d checks", again.Step, svc.checkCount())
+		}
+		if took >= bound {
+			t.Errorf("the repeat was answered after %v, past the bound of %v", took, bound)
+		}
+	})
+}

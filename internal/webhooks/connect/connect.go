@@ -194,7 +194,7 @@ func (h *Handler) handle(c echo.Context) error {
 	case ActionStatus:
 		res = h.flow.Status(ctx, ref)
 	default:
-		return invalid("Details.Parameters.action must be start, code or status")
+		res = callflow.UnknownAction(ref, "Details.Parameters.action must be start, code or status")
 	}
 	attrs := []any{"reference_id", ref, "action", action, "step", res.Step}
 	if action == ActionStart {

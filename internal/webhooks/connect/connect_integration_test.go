@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/app/apptest"
 	"github.com/ivr-bridge/ivr-bridge/internal/webhooks/connect"
@@ -125,5 +126,42 @@ func TestConnectCallerProblems(t *testing.T) {
 	}
 	if n := s.Authsignal.Sends(); n != 0 {
 		t.Fatalf("%d sends for refused callers", n)
+	}
+}
+
+// The whole Connect answer comes inside 5 s (DESIGN §7), also for a repeated delivery of a
+// code while the provider stalls: the first check times out at PROVIDER_TIMEOUT (3 s here),
+// and the repeat, which waited for it, has no time left for a check of its own.
+func TestConnectRepeatedCodeWhileTheProviderStalls(t *testing.T) {
+	s := apptest.New(t, map[string]string{"PROVIDER_TIMEOUT": "3s"})
+	ref := apptest.RandomID()
+	status, m := invoke(t, s, contactEvent(t, ref, "+447400123456", map[string]string{"action": "start", "provider": "authsignal"}), "")
+	if status != 200 || m["step"] != "enter_code" {
+		t.Fatalf("start: %d %v", status, m)
+	}
+	s.Authsignal.SetDelay(time.Minute) // every check stalls past the provider deadline
+	codeEvent := contactEvent(t, ref, "+447400123456", map[string]string{"action": "code", "code": "123456"})
+	type answer struct {
+		status int
+		fields map[string]string
+		took   time.Duration
+	}
+	deliver := func(out chan<- answer) {
+		began := time.Now()
+		status, m := invoke(t, s, codeEvent, "")
+		out <- answer{status, m, time.Since(began)}
+	}
+	first, again := make(chan answer, 1), make(chan answer, 1)
+	go deliver(first)
+	time.Sleep(200 * time.Millisecond) // the first delivery's check is under way
+	go deliver(again)
+	for name, ch := range map[string]chan answer{"first": first, "repeat": again} {
+		a := <-ch
+		if a.status != 200 || a.fields["step"] != "error" || a.fields["error"] != "provider_timeout" {
+			t.Errorf("%s: %d %v", name, a.status, a.fields)
+		}
+		if a.took >= 5*time.Second {
+			t.Errorf("%s answered after %v, past DESIGN §7's 5 s", name, a.took)
+		}
 	}
 }

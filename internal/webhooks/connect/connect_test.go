@@ -182,8 +182,11 @@ func TestEvents(t *testing.T) {
 			status: 200, want: map[string]string{"step": "refused", "error": "not_found", "referenceId": "ASDAcxcasDFSSDFs"}},
 		{name: "code for an unknown contact", body: event(t, "code.json"), status: 200, want: refused("not_found")},
 		{name: "action case and spaces", body: event(t, "start.json", param("action", " START ")), status: 200, want: sentTo("authsignal", "enter_code")},
-		{name: "the AWS example names no action", body: event(t, "aws-docs-example.json"), status: 400, code: "invalid_request"},
-		{name: "unknown action", body: event(t, "start.json", param("action", "resend")), status: 400, code: "invalid_request"},
+		// An action the bridge does not know is refused in Connect's flat form (DESIGN §6, §7),
+		// so the flow branches on it; a 400 would reach it as the forwarder's bridge_unavailable.
+		{name: "the AWS example names no action", body: event(t, "aws-docs-example.json"), status: 200,
+			want: map[string]string{"step": "refused", "error": "invalid_request", "referenceId": "4a573372-1f28-4e26-b97b-XXXXXXXXXXX"}},
+		{name: "unknown action", body: event(t, "start.json", param("action", "resend")), status: 200, want: refused("invalid_request")},
 		{name: "no contact id", body: event(t, "start.json", contact("")), status: 400, code: "invalid_request"},
 		{name: "not JSON", body: []byte("Details=1"), status: 400, code: "invalid_request"},
 		{name: "a JSON array", body: []byte(`[{"Details":{}}]`), status: 400, code: "invalid_request"},

@@ -134,7 +134,7 @@ func (h *Handler) handle(c echo.Context) error {
 	case ActionStatus:
 		res = h.flow.Status(ctx, r.ConversationID)
 	default:
-		return invalid("action must be start, code or status")
+		res = callflow.UnknownAction(r.ConversationID, "action must be start, code or status")
 	}
 	attrs := []any{"reference_id", r.ConversationID, "action", action, "step", res.Step}
 	if action == ActionStart {

@@ -153,8 +153,10 @@ func TestRequests(t *testing.T) {
 		{name: "code for an unknown call", creds: good, body: request(t, "code.json"), status: 200, want: refused("not_found")},
 		{name: "status of an unknown call", creds: good, body: request(t, "status.json"), status: 200, want: refused("not_found")},
 		{name: "action case", creds: good, body: request(t, "start.json", "action", "Start"), status: 200, want: sentTo("authsignal", "enter_code")},
-		{name: "unknown action", creds: good, body: request(t, "start.json", "action", "resend"), status: 400, code: "invalid_request"},
-		{name: "no action", creds: good, body: request(t, "start.json", "action", ""), status: 400, code: "invalid_request"},
+		// An action the bridge does not know is refused in the flat form (DESIGN §6, §7), on the
+		// Success path the flow maps, like any refusal.
+		{name: "unknown action", creds: good, body: request(t, "start.json", "action", "resend"), status: 200, want: refused("invalid_request")},
+		{name: "no action", creds: good, body: request(t, "start.json", "action", ""), status: 200, want: refused("invalid_request")},
 		{name: "no conversation", creds: good, body: request(t, "start.json", "conversationId", ""), status: 400, code: "invalid_request"},
 		{name: "not JSON", creds: good, body: []byte("conversationId=1"), status: 400, code: "invalid_request"},
 		{name: "number where a string goes", creds: good, body: []byte(`{"conversationId":"c1","action":"code","code":123456}`), status: 400, code: "invalid_request"},
