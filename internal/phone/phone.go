@@ -1,12 +1,15 @@
 // Package phone turns what IVR platforms send as the caller's number into E.164, and says
 // why when it cannot: a withheld caller, a number that is not valid, a country code that is
-// not ISO 3166. It also masks numbers for logs. It knows nothing of HTTP or providers.
+// not ISO 3166. It also masks numbers, codes and e-mail addresses for logs and events. It
+// knows nothing of HTTP or providers.
 package phone
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/biter777/countries"
 	"github.com/nyaruka/phonenumbers"
@@ -185,12 +188,34 @@ func uriUser(s string) string {
 	return s
 }
 
+// digitsOf is the decimal digits in s, of any script, in ASCII: "+1 415 ５５５ ٢٦٧١" holds
+// "14155552671".
 func digitsOf(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
+		if d, ok := digitValue(r); ok {
+			b.WriteByte('0' + d)
 		}
 	}
 	return b.String()
+}
+
+// digitValue is the value of a decimal digit of any script (Unicode's Nd). Unicode assigns
+// those only in runs of ten, 0 to 9 in order, so a digit's value is its distance from the
+// start of its range in unicode.Nd, modulo 10 (TestDigitValue holds the table to it).
+func digitValue(r rune) (byte, bool) {
+	if r < utf8.RuneSelf {
+		return byte(r - '0'), r >= '0' && r <= '9'
+	}
+	for _, rg := range unicode.Nd.R16 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte((r - rune(rg.Lo)) % 10), true
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte((r - rune(rg.Lo)) % 10), true
+		}
+	}
+	return 0, false
 }
