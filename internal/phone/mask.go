@@ -1,8 +1,10 @@
 package phone
 
 import (
+	"math"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -40,12 +42,40 @@ var personalData = regexp.MustCompile(emailAddress.String() + `|` + digitRun.Str
 // what merely looks like one: a date ("2026-12-02"), an amount, an IP address. See
 // maskDigitRun.
 func MaskText(s string) string {
-	return personalData.ReplaceAllStringFunc(s, func(m string) string {
-		if strings.Contains(m, "@") {
-			return MaskEmail(m)
+	return MaskTextUpTo(s, math.MaxInt)
+}
+
+// MaskTextUpTo is MaskText(s) cut to at most n bytes, at a character boundary, for text of
+// any length that must be kept short. It masks before it cuts: a number cut first could
+// lose the digits that make it read as a number, and show the rest. It stops once it has n
+// bytes, so a long text costs only the part shown.
+func MaskTextUpTo(s string, n int) string {
+	var b strings.Builder
+	for s != "" && b.Len() < n {
+		at := personalData.FindStringIndex(s)
+		if at == nil {
+			at = []int{len(s), len(s)}
 		}
-		return maskDigitRun(m)
-	})
+		writeUpTo(&b, s[:at[0]], n) // holds no digit: every digit is in a match
+		if m := s[at[0]:at[1]]; strings.Contains(m, "@") {
+			writeUpTo(&b, MaskEmail(m), n)
+		} else if m != "" {
+			writeUpTo(&b, maskDigitRun(m), n)
+		}
+		s = s[at[1]:]
+	}
+	return b.String()
+}
+
+// writeUpTo appends s to b, cut at a character boundary so that b holds at most n bytes.
+func writeUpTo(b *strings.Builder, s string, n int) {
+	if room := n - b.Len(); len(s) > room {
+		for room > 0 && !utf8.RuneStart(s[room]) {
+			room--
+		}
+		s = s[:room]
+	}
+	b.WriteString(s)
 }
 
 // maskDigitRun masks a run of digits part by part: a part that can be one phone number keeps

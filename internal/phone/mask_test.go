@@ -2,6 +2,7 @@ package phone
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
@@ -135,6 +136,28 @@ func checkMaskText(t *testing.T, cases map[string]string) {
 	for in, want := range cases {
 		if got := MaskText(in); got != want {
 			t.Errorf("MaskText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestMaskTextUpTo: cut at any length, the text is MaskText's (masked first, so what a cut
+// leaves of a number is never shown as it was), no longer than asked, and cut between
+// characters, not inside one.
+func TestMaskTextUpTo(t *testing.T) {
+	for _, s := range []string{
+		"refused +1 (415) 555-2671, code 123456",
+		"to ＋１ ４１５ ５５５ ２６７１ for jane.doe@example.com: ünïcödé",
+		"no digits at all",
+	} {
+		whole := MaskText(s)
+		for n := 0; n <= len(whole)+2; n++ {
+			got := MaskTextUpTo(s, n)
+			if len(got) > n || !strings.HasPrefix(whole, got) || len(got) < min(n, len(whole))-utf8.UTFMax+1 {
+				t.Fatalf("MaskTextUpTo(%q, %d) = %q; want a prefix of %q of %d bytes at most", s, n, got, whole, n)
+			}
+			if !utf8.ValidString(got) {
+				t.Fatalf("MaskTextUpTo(%q, %d) = %q cuts a character", s, n, got)
+			}
 		}
 	}
 }
