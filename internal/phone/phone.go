@@ -72,19 +72,23 @@ func (n Number) CanReceiveSMS() bool {
 
 // Region turns an ISO 3166 alpha-2 or alpha-3 code, in any case, into alpha-2. The empty
 // string is no country and is returned as is.
+//
+// The error names what was refused only when it is as short as a code ("UK"): a caller may
+// have put anything in the field, a phone number included, and the error is logged. A
+// longer value is described by its length.
 func Region(country string) (string, error) {
 	c := strings.ToUpper(strings.TrimSpace(country))
 	if c == "" {
 		return "", nil
 	}
 	if len(c) != 2 && len(c) != 3 {
-		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+		return "", fmt.Errorf("%w: %d characters, not an alpha-2 or alpha-3 code", ErrInvalidCountry, utf8.RuneCountInString(c))
 	}
 	// countries.ByName also takes names and exceptional codes ("UK"); only exact ISO codes
 	// are part of the contract, so the answer must round-trip.
 	code := countries.ByName(c)
 	if !code.IsValid() || (code.Alpha2() != c && code.Alpha3() != c) {
-		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+		return "", fmt.Errorf("%w: %q is not an ISO 3166 alpha-2 or alpha-3 code", ErrInvalidCountry, c)
 	}
 	return code.Alpha2(), nil
 }

@@ -114,6 +114,26 @@ func TestRegion(t *testing.T) {
 	}
 }
 
+// TestRegionDoesNotEchoWhatItRefuses: a country field holding a phone number or an address
+// is refused without quoting it (the error is logged); one as short as a code is named.
+func TestRegionDoesNotEchoWhatItRefuses(t *testing.T) {
+	for _, country := range []string{"+14155552671", "4155552671", "jane.doe@example.com", " +1 (415) 555-2671 "} {
+		_, regionErr := Region(country)
+		_, parseErr := Parse("+14155552671", country)
+		for _, err := range []error{regionErr, parseErr} {
+			if !errors.Is(err, ErrInvalidCountry) {
+				t.Fatalf("country %q: err = %v, want ErrInvalidCountry", country, err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "5552671") || strings.Contains(msg, "555-2671") || strings.Contains(msg, "jane") {
+				t.Errorf("country %q: the error quotes it: %s", country, msg)
+			}
+		}
+	}
+	if _, err := Region("uk"); err == nil || !strings.Contains(err.Error(), `"UK"`) {
+		t.Errorf(`Region("uk") = %v; want an error naming "UK"`, err)
+	}
+}
+
 // FuzzParse: whatever an IVR sends, Parse answers a valid E.164 number or one of its errors,
 // and never panics.
 func FuzzParse(f *testing.F) {
