@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/phone"
 )
 
 // maxAnswer bounds how much of a provider's answer is read: a real one is a few hundred bytes.
@@ -95,10 +96,12 @@ func (c *Client) Do(req *http.Request, decode ErrorDecoder) (int, []byte, error)
 }
 
 // Malformed reports an answer that came back 2xx but cannot be read: the provider is not
-// behaving, which is unavailability, not the caller's fault.
+// behaving, which is unavailability, not the caller's fault. err's text is masked: a JSON
+// decoder's error may quote the answer (segmentio's quote up to 32 bytes of it, or the
+// value that did not fit), and the answer may hold the destination.
 func (c *Client) Malformed(err error) error {
 	return &callsession.ProviderError{Provider: c.Provider, Kind: callsession.ProviderUnavailable,
-		Message: "malformed answer", Err: err}
+		Message: "malformed answer", Err: errors.New(phone.MaskText(err.Error()))}
 }
 
 func (c *Client) transportError(ctx context.Context, err error) error {
