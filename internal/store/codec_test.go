@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	stdjson "encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +116,21 @@ func FuzzSessionCodec(f *testing.F) {
 			t.Fatalf("the store read\n%+v\nencoding/json reads\n%+v", read, &std)
 		}
 	})
+}
+
+// TestDecodeErrorDoesNotQuoteTheSession: stored data the store cannot read fails with the
+// decoder's error, which quotes the data; the number in it is masked, as the error is logged.
+func TestDecodeErrorDoesNotQuoteTheSession(t *testing.T) {
+	for _, data := range []string{
+		`{"referenceId":"r","phoneNumber":14155552671}`, // a value of the wrong type
+		`{"referenceId":"r" "phoneNumber":"+14155552671"}`,
+	} {
+		_, err := decode(data)
+		if !errors.Is(err, callsession.ErrStorage) {
+			t.Fatalf("%s: err = %v, want ErrStorage", data, err)
+		}
+		if strings.Contains(err.Error(), "5552671") {
+			t.Errorf("%s: %v", data, err)
+		}
+	}
 }

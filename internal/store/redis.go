@@ -17,6 +17,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
+	"github.com/ivr-bridge/ivr-bridge/internal/phone"
 )
 
 // DefaultPrefix starts every key the store writes.
@@ -237,7 +238,9 @@ func decode(v any) (*callsession.Session, error) {
 	}
 	var out callsession.Session
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("%w: decoding session: %v", callsession.ErrStorage, err)
+		// The decoder's error may quote the data (up to 32 bytes, or a whole value): a
+		// phone number, an address. The error is logged.
+		return nil, fmt.Errorf("%w: decoding session: %s", callsession.ErrStorage, phone.MaskText(err.Error()))
 	}
 	return &out, nil
 }
