@@ -84,13 +84,18 @@ const (
 	ProviderBadDestination
 )
 
+// maxProviderWords bounds how much of a provider's error code and of its description
+// ProviderError shows: they end up in logs and in the session's events, and a provider's
+// answer may be up to a megabyte long.
+const maxProviderWords = 200
+
 // ProviderError is how a Provider reports a failed call.
 type ProviderError struct {
 	Provider   ProviderName
 	Kind       ProviderErrorKind
 	HTTPStatus int    // the provider's HTTP status, 0 when there was no answer
-	Code       string // the provider's own error code, when it gave one
-	Message    string // the provider's own description, when it gave one
+	Code       string // the provider's own error code, when it gave one, as it gave it
+	Message    string // the provider's own description, when it gave one, as it gave it
 	RetryAfter time.Duration
 	Err        error
 }
@@ -115,10 +120,10 @@ func (e *ProviderError) Error() string {
 	// The provider's own words may quote the destination or the code, and this text is
 	// logged and recorded in the session's events.
 	if e.Code != "" {
-		msg += " " + phone.MaskText(e.Code)
+		msg += " " + phone.MaskTextUpTo(e.Code, maxProviderWords)
 	}
 	if e.Message != "" {
-		msg += ": " + phone.MaskText(e.Message)
+		msg += ": " + phone.MaskTextUpTo(e.Message, maxProviderWords)
 	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()

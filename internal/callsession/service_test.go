@@ -189,7 +189,7 @@ func TestStartRefusals(t *testing.T) {
 }
 
 func TestStartProviderFailures(t *testing.T) {
-	rejected := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderRejected, HTTPStatus: 400, Message: "bad +1 (415) 555-2671, code 123456"}
+	rejected := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderRejected, HTTPStatus: 400, Message: "bad +1 (415) 555-2671, code 123456, email jane.doe@example.com"}
 	down := &ProviderError{Provider: ProviderCallConnect, Kind: ProviderUnavailable, HTTPStatus: 503}
 	cases := []struct {
 		name     string
@@ -220,15 +220,18 @@ func TestStartProviderFailures(t *testing.T) {
 			if res.Session == nil || res.Session.Status != c.status {
 				t.Fatalf("answered session %+v", res.Session)
 			}
-			// The provider's message quoted the number and a code: neither may reach the
-			// session's events or the logs whole.
+			// The provider's message quoted the number, a code and an address: none may reach
+			// the session's events or the logs whole.
+			leaks := func(s string) bool {
+				return strings.Contains(s, "555-2671") || strings.Contains(s, "5552671") || strings.Contains(s, "123456") || strings.Contains(s, "jane.doe")
+			}
 			for _, e := range got.Events {
-				if strings.Contains(e.Detail, "555-2671") || strings.Contains(e.Detail, "5552671") || strings.Contains(e.Detail, "123456") {
-					t.Errorf("event leaks the number or the code: %q", e.Detail)
+				if leaks(e.Detail) {
+					t.Errorf("event leaks the number, the code or the address: %q", e.Detail)
 				}
 			}
-			if logs := h.logs.String(); strings.Contains(logs, "555-2671") || strings.Contains(logs, "5552671") || strings.Contains(logs, "123456") {
-				t.Errorf("logs leak the number or the code:\n%s", logs)
+			if logs := h.logs.String(); leaks(logs) {
+				t.Errorf("logs leak the number, the code or the address:\n%s", logs)
 			}
 			if c.err == rejected && !strings.Contains(h.logs.String(), "***2671") {
 				t.Errorf("the provider's message is not logged masked:\n%s", h.logs.String())

@@ -1,13 +1,15 @@
 // Package phone turns what IVR platforms send as the caller's number into E.164, and says
 // why when it cannot: a withheld caller, a number that is not valid, a country code that is
-// not ISO 3166. It also masks numbers for logs. It knows nothing of HTTP or providers.
+// not ISO 3166. It also masks numbers, codes and e-mail addresses for logs and events. It
+// knows nothing of HTTP or providers.
 package phone
 
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/biter777/countries"
 	"github.com/nyaruka/phonenumbers"
@@ -70,19 +72,23 @@ func (n Number) CanReceiveSMS() bool {
 
 // Region turns an ISO 3166 alpha-2 or alpha-3 code, in any case, into alpha-2. The empty
 // string is no country and is returned as is.
+//
+// The error names what was refused only when it is as short as a code ("UK"): a caller may
+// have put anything in the field, a phone number included, and the error is logged. A
+// longer value is described by its length.
 func Region(country string) (string, error) {
 	c := strings.ToUpper(strings.TrimSpace(country))
 	if c == "" {
 		return "", nil
 	}
 	if len(c) != 2 && len(c) != 3 {
-		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+		return "", fmt.Errorf("%w: %d characters, not an alpha-2 or alpha-3 code", ErrInvalidCountry, utf8.RuneCountInString(c))
 	}
 	// countries.ByName also takes names and exceptional codes ("UK"); only exact ISO codes
 	// are part of the contract, so the answer must round-trip.
 	code := countries.ByName(c)
 	if !code.IsValid() || (code.Alpha2() != c && code.Alpha3() != c) {
-		return "", fmt.Errorf("%w: %q", ErrInvalidCountry, country)
+		return "", fmt.Errorf("%w: %q is not an ISO 3166 alpha-2 or alpha-3 code", ErrInvalidCountry, c)
 	}
 	return code.Alpha2(), nil
 }
@@ -186,51 +192,34 @@ func uriUser(s string) string {
 	return s
 }
 
+// digitsOf is the decimal digits in s, of any script, in ASCII: "+1 415 ５５５ ٢٦٧١" holds
+// "14155552671".
 func digitsOf(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
+		if d, ok := digitValue(r); ok {
+			b.WriteByte('0' + d)
 		}
 	}
 	return b.String()
 }
 
-// Mask hides a number for logs: only its last four digits show, and the length does not.
-// A string with four digits or fewer is hidden entirely.
-func Mask(s string) string {
-	d := digitsOf(s)
-	if len(d) <= 4 {
-		return "***"
+// digitValue is the value of a decimal digit of any script (Unicode's Nd). Unicode assigns
+// those only in runs of ten, 0 to 9 in order, so a digit's value is its distance from the
+// start of its range in unicode.Nd, modulo 10 (TestDigitValue holds the table to it).
+func digitValue(r rune) (byte, bool) {
+	if r < utf8.RuneSelf {
+		return byte(r - '0'), r >= '0' && r <= '9'
 	}
-	return "***" + d[len(d)-4:]
-}
-
-// digitRun is a run of digits, possibly with the separators numbers are written with.
-var digitRun = regexp.MustCompile(`\+?\d(?:[\d ().-]*\d)?`)
-
-// MaskText hides what may be personal data in free text, such as a provider's error message
-// quoting the destination or the code. A run that reads as a phone number (it starts with +,
-// or holds 10 to 15 digits) keeps only its last four digits; any other run of 4 or more
-// digits (a code, perhaps joined to the words around it: "123456 (1 of 5)") is hidden whole.
-func MaskText(s string) string {
-	return digitRun.ReplaceAllStringFunc(s, func(run string) string {
-		n := len(digitsOf(run))
-		switch {
-		case n >= 7 && (strings.HasPrefix(run, "+") || n >= 10 && n <= 15):
-			return Mask(run)
-		case n >= 4:
-			return "***"
+	for _, rg := range unicode.Nd.R16 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte((r - rune(rg.Lo)) % 10), true
 		}
-		return run
-	})
-}
-
-// MaskEmail hides an address for logs: the first letter of the local part and the domain.
-func MaskEmail(email string) string {
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 {
-		return "***"
 	}
-	return email[:1] + "***" + email[at:]
+	for _, rg := range unicode.Nd.R32 {
+		if r >= rune(rg.Lo) && r <= rune(rg.Hi) {
+			return byte((r - rune(rg.Lo)) % 10), true
+		}
+	}
+	return 0, false
 }

@@ -125,6 +125,7 @@ func TestCorruptSessionErrorQuotesNoData(t *testing.T) {
 		`{"phoneNumber":"+447400123456"`,                   // cut short
 		`{"referenceId":"CA1","phoneNumber":447400123456}`, // a number where a string belongs
 		`+447400123456`,
+		`{"referenceId":"r" "phoneNumber":"+447400123456"}`, // a comma missing
 	} {
 		_, err := decode(data)
 		if !errors.Is(err, callsession.ErrStorage) || strings.Contains(err.Error(), "7400123") {

@@ -42,9 +42,6 @@ const (
 	CodeUnauthorized         = "unauthorized"
 )
 
-// maxMessage bounds the description kept in a ProviderError: it ends up in logs and events.
-const maxMessage = 200
-
 // Decode is a providerhttp.ErrorDecoder for Authsignal's error form. An answer that is not
 // that form (a proxy's HTML page, an empty 502) gives empty code and message: the HTTP
 // status alone then classifies it.
@@ -57,11 +54,9 @@ func Decode(_ int, body []byte) (code, message string) {
 	if code == "" {
 		code = b.Error
 	}
-	message = strings.TrimSpace(b.ErrorDescription)
-	if len(message) > maxMessage {
-		message = message[:maxMessage]
-	}
-	return code, message
+	// Kept whole: ProviderError masks it, then cuts it short, when it is shown. Cut here,
+	// a number at the cut would lose the digits that make it read as a number.
+	return code, strings.TrimSpace(b.ErrorDescription)
 }
 
 // Refine turns a ProviderRejected error whose code or description says the destination

@@ -3,10 +3,14 @@ package authsignalapi_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/providers/authsignal/authsignalapi"
@@ -31,11 +35,32 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
-	long := `{"error":"invalid_request","errorDescription":"` + strings.Repeat("x", 500) + `"}`
-	if _, msg := authsignalapi.Decode(400, []byte(long)); len(msg) != 200 {
-		t.Errorf("description kept %d bytes, want it cut to 200", len(msg))
+}
+
+// TestDescriptionIsMaskedBeforeItIsCut: a description quoting a number where the shown text
+// is cut (at any byte of it, in ASCII or full-width digits) shows nothing of the number but
+// its last digits, and no broken character. Cut before masking, what was left of the number
+// no longer read as one and was shown as it was ("+1 41").
+func TestDescriptionIsMaskedBeforeItIsCut(t *testing.T) {
+	for _, number := range []string{"+1 415 555 2671", "＋１ ４１５ ５５５ ２６７１"} {
+		for pad := 170; pad <= 200; pad++ {
+			desc := strings.Repeat("x", pad) + " " + number + " is not a valid phone number"
+			body, _ := json.Marshal(authsignalapi.Body{Error: "invalid_request", ErrorDescription: desc})
+			code, msg := authsignalapi.Decode(400, body)
+			shown := (&callsession.ProviderError{Provider: callsession.ProviderAuthsignal, Kind: callsession.ProviderRejected,
+				Code: code, Message: msg}).Error()
+			if !utf8.ValidString(shown) {
+				t.Fatalf("padding %d: %q cuts a character", pad, shown)
+			}
+			if rest := maskedNumber.ReplaceAllString(shown, ""); strings.ContainsFunc(rest, unicode.IsDigit) {
+				t.Fatalf("padding %d: %q shows digits of the number", pad, shown)
+			}
+		}
 	}
 }
+
+// maskedNumber is a masked number as shown, perhaps cut: "***2671", "***26".
+var maskedNumber = regexp.MustCompile(`\*\*\*[0-9]{0,4}`)
 
 func TestRefine(t *testing.T) {
 	cases := []struct {
