@@ -22,7 +22,8 @@ import (
 // even once another connection has come up. A burst of 1,000 calls to a server allowing 50
 // streams per connection opened 2,360 TLS connections (BenchmarkBurst), each a handshake
 // for the bridge and for the provider, which sees a flood. Here the same burst opens 20 to
-// 50 (the more when the origin's limit is not known yet: see conn), dialled in parallel,
+// 32 (32 on a cold start, when the origin's limit is not known yet: see conn and
+// maxDialsPerOrigin), dialled in parallel,
 // not one after another as golang.org/x/net/http2's pool does (at an internet round trip
 // that queues a burst behind each handshake in turn). Built on
 // http.Transport.NewClientConn, the standard library's way to a pool of one's own.
