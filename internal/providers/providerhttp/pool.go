@@ -262,17 +262,32 @@ func (p *pool) look(o *origin, addr string, queued *list.Element) (c *conn, err 
 		if perConn == 0 {
 			perConn = probeStreams
 		}
-		// Until the origin's limit is known, its connections, dialled or being dialled,
-		// are at most maxDialsPerOrigin: each takes probeStreams calls, and a burst would
-		// otherwise have a dial start as each ends, one connection per call, while the
-		// SETTINGS that would have told them hold 50 or 1,000 are on their way.
-		probing := o.streams == 0 && o.dialing+len(o.conns) >= maxDialsPerOrigin
+		// Until the origin's limit is known, its connections that can take a call, open or
+		// being dialled, are at most maxDialsPerOrigin: each takes probeStreams calls, and
+		// a burst would otherwise have a dial start as each ends, one connection per call,
+		// while the SETTINGS that would have told them hold 50 or 1,000 are on their way.
+		// One draining after a GOAWAY takes no call, and does not count: a server that
+		// closes each connection after an answer never tells its limit.
+		probing := o.streams == 0 && o.dialing+o.takingCalls() >= maxDialsPerOrigin
 		if o.dialing*perConn < waiting && o.dialing < maxDialsPerOrigin && !probing {
 			o.dialing++
 			go p.dial(o, addr)
 		}
 	}
 	return nil, nil, false
+}
+
+// takingCalls is how many of the origin's connections have a stream free: not those
+// draining after a GOAWAY. While the limit is not known this is every connection that is
+// not draining, as each takes probeStreams calls of the 100 net/http assumes. mu is held.
+func (o *origin) takingCalls() int {
+	n := 0
+	for _, c := range o.conns {
+		if c.cc.Available() > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // unsettledLimit is how many calls a connection without the server's limit yet may take:

@@ -158,6 +158,63 @@ func TestColdBurstProbesOverAtMostMaxDials(t *testing.T) {
 	}
 }
 
+// Connections draining after a GOAWAY take no call, so they do not count against the
+// cold-start bound: 32 of them, each holding an answer, leave a new call free to dial.
+// (A server that closes each connection after its answer never tells its limit.)
+func TestDrainingConnectionsDoNotHoldBackDials(t *testing.T) {
+	release := make(chan struct{})
+	p := newTLSProvider(t, assumedStreams, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) == `{"hold":1}` {
+			w.Header().Set("Connection", "close") // net/http's HTTP/2 server: a GOAWAY
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-release
+		}
+		_, _ = w.Write(b)
+	})
+	defer close(release)
+	c := p.client()
+	pl, addr := c.HTTP.Transport.(*pool), hostPort(mustURL(t, p.URL))
+	bodies := make(chan io.ReadCloser, maxDialsPerOrigin)
+	for range maxDialsPerOrigin {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, p.URL, strings.NewReader(`{"hold":1}`))
+			resp, err := c.HTTP.Do(req) // the answer's headers; its body held
+			if err != nil {
+				t.Errorf("holding call: %v", err)
+				bodies <- io.NopCloser(strings.NewReader(""))
+				return
+			}
+			bodies <- resp.Body
+		}()
+	}
+	for range maxDialsPerOrigin {
+		defer (<-bodies).Close()
+	}
+	// Every connection has its GOAWAY: none has a stream free.
+	draining := func() bool {
+		pl.mu.Lock()
+		defer pl.mu.Unlock()
+		o := pl.origins[addr]
+		return len(o.conns) == maxDialsPerOrigin && o.takingCalls() == 0
+	}
+	for deadline := time.Now().Add(10 * time.Second); !draining() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !draining() {
+		t.Fatal("the held connections are not all draining")
+	}
+	pl.mu.Lock()
+	pl.origins[addr].streams = 0 // as when no answer told the limit before its GOAWAY
+	pl.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, got, err := post(ctx, c, p.URL, `{"late":1}`); err != nil || string(got) != `{"late":1}` {
+		t.Fatalf("a call beside 32 draining connections: %q, %v", got, err)
+	}
+}
+
 // Servers allowing fewer streams than net/http assumes before their SETTINGS arrive (100)
 // get no more than they allow: no call waits for good behind the ones reserved beyond the
 // limit (golang/go#70809), none is refused for good.
