@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -22,17 +23,90 @@ func Mask(s string) string {
 // digitRun is a run of digits of any script, possibly with a leading plus and the separators
 // numbers are written with: spaces of every kind, dashes, brackets, dots, slashes,
 // underscores, and the commas and apostrophes of a number printed as an amount
-// ("4,155,552,671"), in their ASCII and full-width forms. A separator not among these
-// (":", letters) ends the run: "18:20" is two runs of two digits.
-var digitRun = regexp.MustCompile(`[+＋]?\p{Nd}(?:[\s\p{Zs}\p{Pd}\x{2212}()\[\]（）［］.．/／_＿,，'’·]*\p{Nd})*`)
+// ("4,155,552,671"), in their ASCII and full-width forms; and the invisible ones, format
+// characters (a zero-width space, a soft hyphen) and combining marks (a keycap's, "4️⃣"),
+// which would otherwise split a number into runs too short to be masked. A separator not
+// among these (":", letters) ends the run: "18:20" is two runs of two digits.
+var digitRun = regexp.MustCompile(`[+＋]?\p{Nd}(?:[\s\p{Zs}\p{Pd}\x{2212}()\[\]（）［］.．/／_＿,，'’·\p{Cf}\p{Mn}\p{Me}]*\p{Nd})*`)
 
-// emailAddress is an address as free text quotes it: a local part of RFC 5322's characters
-// (and any script's letters and digits), "@", a domain. It is tried before digitRun, so the
-// number a local part may be made of ("+14155552671@sms.example") goes with its address.
-var emailAddress = regexp.MustCompile(`[\p{L}\p{M}\p{N}.!#$%&'*+/=?^_` + "`" + `{|}~-]+@[\p{L}\p{M}\p{N}-]+(?:\.[\p{L}\p{M}\p{N}-]+)*`)
+// An e-mail address as free text quotes it: a local part of RFC 5322's characters (and any
+// script's letters and digits), "@" (or its full-width form), a domain. Found around each
+// "@" (nextAddress), the parts bounded as RFC 5321 bounds them: at most 64 characters
+// before it, and up to 9 labels of 63 after. A regular expression did this before, and cost
+// microseconds a byte on a long text without an "@" (a base64 blob), a second for every
+// few hundred kilobytes a provider may answer.
+const (
+	maxLocalPart   = 64
+	maxLabel       = 63
+	maxLabels      = 9
+	localPartMarks = ".!#$%&'*+/=?^_`{|}~-"
+)
 
-// personalData is what MaskText hides: an e-mail address, or a run of digits.
-var personalData = regexp.MustCompile(emailAddress.String() + `|` + digitRun.String())
+func isLocalChar(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r) || strings.ContainsRune(localPartMarks, r)
+}
+
+func isDomainChar(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r) || r == '-'
+}
+
+// span is where a match lies in a text: [start, end).
+type span struct{ start, end int }
+
+// nextAddress is the first address in s that starts at from or after it, as the leftmost
+// match of a pattern would be: it begins as far back from its "@" as the local part goes,
+// but not before from. It tries each "@" once.
+func nextAddress(s string, from int) (span, bool) {
+	for i := from; i < len(s); {
+		j := strings.IndexAny(s[i:], "@＠")
+		if j < 0 {
+			return span{}, false
+		}
+		at := i + j
+		_, atLen := utf8.DecodeRuneInString(s[at:])
+		start := at
+		for k := 0; k < maxLocalPart && start > from; k++ {
+			r, size := utf8.DecodeLastRuneInString(s[from:start])
+			if !isLocalChar(r) {
+				break
+			}
+			start -= size
+		}
+		if end := domainEnd(s, at+atLen); start < at && end > at+atLen {
+			return span{start, end}, true
+		}
+		i = at + atLen
+	}
+	return span{}, false
+}
+
+// domainEnd is where the domain that starts at p ends: labels joined by dots.
+func domainEnd(s string, p int) int {
+	end := p
+	for label := 0; label < maxLabels; label++ {
+		q := end
+		if label > 0 {
+			if q >= len(s) || s[q] != '.' {
+				break
+			}
+			q++
+		}
+		n := 0
+		for n < maxLabel && q < len(s) {
+			r, size := utf8.DecodeRuneInString(s[q:])
+			if !isDomainChar(r) {
+				break
+			}
+			q += size
+			n++
+		}
+		if n == 0 {
+			break
+		}
+		end = q
+	}
+	return end
+}
 
 // MaskText hides what may be personal data in free text, such as a provider's error message
 // quoting the destination or the code. An e-mail address is shown as MaskEmail shows it. In
@@ -48,23 +122,50 @@ func MaskText(s string) string {
 // MaskTextUpTo is MaskText(s) cut to at most n bytes, at a character boundary, for text of
 // any length that must be kept short. It masks before it cuts: a number cut first could
 // lose the digits that make it read as a number, and show the rest. It stops once it has n
-// bytes, so a long text costs only the part shown.
+// bytes. It reads s whole in the worst case (no match in it), in time linear in its length
+// (BenchmarkMaskTextUpTo). s is not cut before: a run cut in two could be judged as a
+// shorter one and show other digits.
 func MaskTextUpTo(s string, n int) string {
 	var b strings.Builder
-	for s != "" && b.Len() < n {
-		at := personalData.FindStringIndex(s)
-		if at == nil {
-			at = []int{len(s), len(s)}
+	// The next address and the next run of digits from pos, each found once and kept until
+	// passed: an address is taken where it starts no later than the run (a number as its
+	// local part goes with it), else the run.
+	pos := 0
+	addr, hasAddr := nextAddress(s, 0)
+	run, hasRun := nextDigitRun(s, 0)
+	for pos < len(s) && b.Len() < n {
+		if hasAddr && addr.start < pos {
+			addr, hasAddr = nextAddress(s, pos)
 		}
-		writeUpTo(&b, s[:at[0]], n) // holds no digit: every digit is in a match
-		if m := s[at[0]:at[1]]; strings.Contains(m, "@") {
-			writeUpTo(&b, MaskEmail(m), n)
-		} else if m != "" {
-			writeUpTo(&b, maskDigitRun(m), n)
+		if hasRun && run.start < pos {
+			run, hasRun = nextDigitRun(s, pos)
 		}
-		s = s[at[1]:]
+		var m span
+		switch {
+		case hasAddr && (!hasRun || addr.start <= run.start):
+			m = addr
+			writeUpTo(&b, s[pos:m.start], n)
+			writeUpTo(&b, MaskEmail(s[m.start:m.end]), n)
+		case hasRun:
+			m = run
+			writeUpTo(&b, s[pos:m.start], n) // holds no digit: every digit is in a run
+			writeUpTo(&b, maskDigitRun(s[m.start:m.end]), n)
+		default:
+			m = span{len(s), len(s)}
+			writeUpTo(&b, s[pos:], n)
+		}
+		pos = m.end
 	}
 	return b.String()
+}
+
+// nextDigitRun is the first run of digits in s at from or after it.
+func nextDigitRun(s string, from int) (span, bool) {
+	at := digitRun.FindStringIndex(s[from:])
+	if at == nil {
+		return span{}, false
+	}
+	return span{from + at[0], from + at[1]}, true
 }
 
 // writeUpTo appends s to b, cut at a character boundary so that b holds at most n bytes.
@@ -150,7 +251,12 @@ func numberEnd(groups []digitGroup, plus bool) (n int, number bool) {
 	count := 0
 	for i, g := range groups {
 		if count += len(g.digits); count >= 10 {
-			return i + 1, count <= maxNumberDigits
+			// Written in groups, a national number ends in a group of four digits or fewer
+			// ("415 555 2671", "06 12 34 56 78"); a longer last group is a code after other
+			// digits ("1234 482913", "2026-12-02 482913"), and showing its last four would
+			// show the code's. Hiding a number written "07400 123456" whole is the safe
+			// mistake.
+			return i + 1, count <= maxNumberDigits && (i == 0 || len(g.digits) <= 4)
 		}
 	}
 	return len(groups), false
@@ -211,9 +317,12 @@ func digitsIn(groups []digitGroup) string {
 // ("***@example.com"). Not even the local part's first letter shows: with a domain of few
 // users, it can be enough to tell who it is.
 func MaskEmail(email string) string {
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 || at == len(email)-1 {
+	at, sign := strings.LastIndexByte(email, '@'), len("@")
+	if wide := strings.LastIndex(email, "＠"); wide > at {
+		at, sign = wide, len("＠")
+	}
+	if at <= 0 || at+sign == len(email) {
 		return "***"
 	}
-	return "***@" + digitRun.ReplaceAllStringFunc(email[at+1:], maskDigitRun)
+	return "***@" + digitRun.ReplaceAllStringFunc(email[at+sign:], maskDigitRun)
 }

@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -82,7 +83,18 @@ func TestMaskText(t *testing.T) {
 		"4155552671-123456":        "***2671-***",
 		"415-555-2671-1234":        "***2671-***",
 		"123456 4155552671":        "***", // 16 digits: not one number
-		"+14155552671 12":          "***2671 12",
+		// a code after other digits: no number ends in a group of more than four
+		"1234 482913":        "***",
+		"2026-12-02 482913":  "***",
+		"error 40001 482913": "error ***",
+		"612345678 482913":   "***",
+		"07400 123456":       "***", // a UK mobile written so: hidden whole, the safe mistake
+
+		// invisible separators
+		"to 4\u200b1\u200b5\u200b5\u200b5\u200b5\u200b2\u200b6\u200b7\u200b1": "to ***2671", // zero-width space
+		"code 48\u00ad29\u206013":                                   "code ***",             // soft hyphen, word joiner
+		"code 4\ufe0f\u20e38\ufe0f\u20e32\ufe0f\u20e39\ufe0f\u20e3": "code ***\ufe0f\u20e3", // keycaps
+		"+14155552671 12":                                           "***2671 12",
 
 		// more digits than a number has, or not a number of any country
 		"+1415555267112345678": "***",
@@ -128,6 +140,10 @@ func TestMaskTextEmail(t *testing.T) {
 		"jane@4155552671.example": "***@***2671.example",
 		"a@b and c@d":             "***@b and ***@d",
 		"no address @ here":       "no address @ here",
+		"jane.doe＠example.com":    "***@example.com", // the full-width at sign
+		"@@a@b@":                  "@@***@b@",
+		// the local part is at most 64 characters: what comes before is text
+		strings.Repeat("x", 70) + "@example.com": "xxxxxx***@example.com",
 	})
 }
 
@@ -207,4 +223,23 @@ func FuzzMaskText(f *testing.F) {
 			t.Fatalf("MaskText(%q) = %q is not valid UTF-8", s, got)
 		}
 	})
+}
+
+// BenchmarkMaskTextUpTo masks a provider's longest answer (1 MiB) cut to 200 bytes, in the
+// shapes that cost the most: no "@" nor digit, letters and digits mixed, one long run. The
+// time grows with the length, not its square (an earlier pattern took 18 s for 40 KB).
+func BenchmarkMaskTextUpTo(b *testing.B) {
+	for name, s := range map[string]string{
+		"letters": strings.Repeat("ab", 1<<19), "mixed": strings.Repeat("1a", 1<<19),
+		"run": strings.Repeat("1 ", 1<<19), "addresses": strings.Repeat("a@", 1<<19),
+	} {
+		for _, size := range []int{len(s) / 4, len(s)} {
+			b.Run(fmt.Sprintf("%s/%dKiB", name, size>>10), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					MaskTextUpTo(s[:size], 200)
+				}
+			})
+		}
+	}
 }
