@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -138,12 +139,17 @@ func run(cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// redactURL drops the password of a Redis URL for the log, and its fragment: config
-// refuses a #, which would cut a password in two and leave its tail there.
+// redactURL is a Redis URL for the log: its scheme, user, host and database, not its
+// password, and not its query or fragment (config refuses a URL where a password's
+// unescaped /, ? or # would have moved part of it there; this is the log's own guard).
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		u.Fragment, u.RawFragment = "", ""
-		return u.Redacted()
+		u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
+		if !strings.ContainsAny(u.Path, "@:") {
+			return u.Redacted()
+		}
+		u.Path, u.RawPath = "", ""
+		return u.Redacted() + "/(path not shown)"
 	}
 	return "(unparseable)"
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-bridge/ivr-bridge/internal/store"
 )
 
 const (
@@ -47,7 +49,7 @@ func newBench(ctx context.Context, o options, w io.Writer) (*bench, error) {
 	ropts, err := redis.ParseURL(o.redisURL)
 	if err != nil {
 		b.close()
-		return nil, fmt.Errorf("-redis-url: %w", err)
+		return nil, fmt.Errorf("-redis-url: %w", store.URLError(o.redisURL, err))
 	}
 	b.rdb = redis.NewClient(ropts)
 	if err := b.rdb.Ping(ctx).Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -190,10 +191,12 @@ func (c Config) validate() error {
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return bad("REDIS_URL", "want redis://host:port/db or rediss://…")
 		}
-		if strings.Contains(c.RedisURL, "#") {
-			// A URL ends at a #: what follows would be cut from the password, and
-			// logged, as the URL's fragment.
-			return bad("REDIS_URL", "holds a #: write a # in the password as %%23")
+		if strings.Contains(c.RedisURL, "#") || strings.Contains(u.Path+u.RawQuery, "@") ||
+			!redisDBPath.MatchString(u.Path) || u.Hostname() == "" {
+			// A password with a /, ? or # unescaped ends the URL's authority there: the
+			// rest of it is read as the path, query or fragment, which are logged and
+			// quoted in the Redis client's errors.
+			return bad("REDIS_URL", "want redis://[user:password@]host:port/db, a password's /, ?, # and @ written %%2F, %%3F, %%23 and %%40")
 		}
 	}
 	if err := hostPorts(c.RedisClusterAddrs); err != nil {
@@ -337,6 +340,9 @@ func (r *reader) baseURL(name, def string) string {
 	}
 	return v
 }
+
+// redisDBPath is a Redis URL's path: a database number, or none.
+var redisDBPath = regexp.MustCompile(`^/?[0-9]*$`)
 
 // hostPorts checks a list of Redis addresses, each host:port with a port number, and says
 // which entry is not without quoting it: a value such as redis://:secret@host, a URL where

@@ -111,6 +111,9 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	for name, m := range map[string]map[string]string{
 		"REDIS_URL":            {"REDIS_URL": "redis://:hunter2@/nohost", "CALLCONNECT_SECRET": "sk_live_123"},
 		"REDIS_URL ":           {"REDIS_URL": "redis://:s3cr@et#tail9@127.0.0.1:6379/0"}, // the password s3cr@et#tail9, unescaped
+		"REDIS_URL  ":          {"REDIS_URL": "redis://:2024/hunter2@127.0.0.1:6379/0"},  // 2024/hunter2
+		"REDIS_URL   ":         {"REDIS_URL": "redis://:2024?hunter2@127.0.0.1:6379/0"},  // 2024?hunter2
+		"REDIS_URL    ":        {"REDIS_URL": "redis://default:/hunter2@127.0.0.1:6379"}, // user default, password /hunter2
 		"REDIS_CLUSTER_ADDRS":  {"REDIS_CLUSTER_ADDRS": "127.0.0.1:7000,redis://:hunter2@10.0.0.2:7001"},
 		"REDIS_CLUSTER_ADDRS ": {"REDIS_CLUSTER_ADDRS": "user:hunter2@10.0.0.2:7001"},
 		"REDIS_SENTINEL_ADDRS": {"REDIS_SENTINEL_ADDRS": ":hunter2@10.0.0.2:26379", "REDIS_SENTINEL_MASTER": "m"},
@@ -124,6 +127,17 @@ func TestSecretsNeverInErrors(t *testing.T) {
 		if msg := err.Error(); !strings.Contains(msg, strings.TrimSpace(name)) || strings.Contains(msg, "hunter2") ||
 			strings.Contains(msg, "tail9") || strings.Contains(msg, "sk_live") {
 			t.Errorf("%s: error %q must name the variable and leak no secret", name, msg)
+		}
+	}
+}
+
+// Redis URLs as go-redis reads them: a database number or none, options in the query, a
+// password percent-encoded.
+func TestRedisURLs(t *testing.T) {
+	for _, u := range []string{"redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "rediss://user:p%2Fw%3F%23%40d@redis.example:6380/3",
+		"redis://:pw@[::1]:6379/0?pool_size=50"} {
+		if _, err := Load(env(map[string]string{"REDIS_URL": u})); err != nil {
+			t.Errorf("%s: %v", u, err)
 		}
 	}
 }

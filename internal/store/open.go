@@ -8,8 +8,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,7 +89,7 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 	case opts.URL != "":
 		o, err := redis.ParseURL(opts.URL)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, fmt.Errorf("REDIS_URL: %w", URLError(opts.URL, err))
 		}
 		if o.TLSConfig != nil && roots != nil {
 			o.TLSConfig.RootCAs = roots
@@ -185,4 +188,14 @@ func advanceClock(mr *miniredis.Miniredis, stop <-chan struct{}, tick time.Durat
 // storageErr wraps a backend failure so the domain answers storage_unavailable.
 func storageErr(op string, err error) error {
 	return fmt.Errorf("redis %s: %w: %w", op, callsession.ErrStorage, err)
+}
+
+// URLError is go-redis' error for a URL it cannot read, kept only when the URL has no user
+// information: the error quotes the URL's path or database, where a password's unescaped
+// "/" or "?" moves part of it.
+func URLError(raw string, err error) error {
+	if u, perr := url.Parse(raw); perr == nil && u.User == nil && !strings.Contains(raw, "@") {
+		return err
+	}
+	return errors.New("not a Redis URL (redis://[user:password@]host:port/db); the reason is not shown, as it may quote the password")
 }

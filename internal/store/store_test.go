@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,15 @@ func TestOpenRejectsBadURL(t *testing.T) {
 		if _, err := store.Open(context.Background(), store.Options{URL: u}); err == nil {
 			t.Errorf("store.Open(%q) accepted", u)
 		}
+	}
+	// go-redis quotes the path it cannot read; with a password's unescaped "/" that is
+	// the password's tail.
+	_, err := store.Open(context.Background(), store.Options{URL: "redis://:2024/hunter2@127.0.0.1:6379/0"})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("want an error without the password: %v", err)
+	}
+	_, err = store.Open(context.Background(), store.Options{URL: "redis://127.0.0.1:6379/x"})
+	if err == nil || !strings.Contains(err.Error(), "invalid database number") {
+		t.Errorf("without a password, go-redis' reason is kept: %v", err)
 	}
 }
