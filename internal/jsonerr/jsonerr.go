@@ -11,7 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 )
+
+// fieldPath is a path of Go identifiers, as struct fields make it ("data.referenceId").
+var fieldPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // Describe is err with the input left out: for a value of the wrong type, the field and the
 // type wanted; for a syntax error or a cut document, "not JSON". Other errors (those of the
@@ -26,10 +30,11 @@ func Describe(err error) error {
 		if typ.Type != nil {
 			want = typ.Type.String()
 		}
-		if typ.Field == "" {
-			return fmt.Errorf("a value is not a %s", want)
+		// The field's path names struct fields, but a map's key in it is the input's.
+		if !fieldPath.MatchString(typ.Field) {
+			return fmt.Errorf("a value is not of type %s", want)
 		}
-		return fmt.Errorf("field %q is not a %s", typ.Field, want)
+		return fmt.Errorf("field %s is not of type %s", typ.Field, want)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("not JSON")
 	}

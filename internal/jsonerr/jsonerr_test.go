@@ -22,8 +22,8 @@ func TestDescribeLeavesTheInputOut(t *testing.T) {
 		for input, want := range map[string]string{
 			`code 123456 sent to +14155552671`: "not JSON",
 			`{"phone":"+14155552671"`:          "not JSON",
-			`{"phone":14155552671}`:            `field "phone" is not a string`,
-			`["+14155552671"]`:                 "is not a struct",
+			`{"phone":14155552671}`:            `field phone is not of type string`,
+			`["+14155552671"]`:                 "a value is not of type struct",
 		} {
 			err := unmarshal([]byte(input), &out)
 			if err == nil {
@@ -33,6 +33,14 @@ func TestDescribeLeavesTheInputOut(t *testing.T) {
 			if !strings.Contains(got, want) || strings.Contains(got, "5552671") || strings.Contains(got, "123456") {
 				t.Errorf("%s: %s: %q, want %q and no digits of the input", lib, input, got, want)
 			}
+		}
+	}
+	// A map's key is the input's: not named.
+	for lib, unmarshal := range unmarshals {
+		var m map[string]int
+		err := unmarshal([]byte(`{"+14155552671":"x"}`), &m)
+		if got := jsonerr.Describe(err).Error(); strings.Contains(got, "5552671") || !strings.Contains(got, "not of type int") {
+			t.Errorf("%s: %q", lib, got)
 		}
 	}
 	own := errors.New("answer without messageId")

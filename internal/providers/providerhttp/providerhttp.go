@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivr-bridge/ivr-bridge/internal/callsession"
 	"github.com/ivr-bridge/ivr-bridge/internal/jsonerr"
+	"github.com/ivr-bridge/ivr-bridge/internal/phone"
 )
 
 // maxAnswer bounds how much of a provider's answer is read: a real one is a few hundred bytes.
@@ -99,9 +100,11 @@ func (c *Client) Do(req *http.Request, decode ErrorDecoder) (int, []byte, error)
 // behaving, which is unavailability, not the caller's fault. A JSON decoder's error is
 // kept as its kind only: its text quotes up to 32 bytes of the answer, which may hold the
 // caller's number or a code, and this error is logged and recorded in the session's events.
+// Any other error (a client's own check, which may quote a value of the answer) is masked
+// as the provider's words are.
 func (c *Client) Malformed(err error) error {
 	return &callsession.ProviderError{Provider: c.Provider, Kind: callsession.ProviderUnavailable,
-		Message: "malformed answer", Err: jsonerr.Describe(err)}
+		Message: "malformed answer", Err: errors.New(phone.MaskText(jsonerr.Describe(err).Error()))}
 }
 
 func (c *Client) transportError(ctx context.Context, err error) error {

@@ -1,6 +1,7 @@
 package providerhttp
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,5 +30,10 @@ func TestMalformedDoesNotQuoteTheAnswer(t *testing.T) {
 		if got := c.Malformed(err).Error(); strings.Contains(got, "5552671") {
 			t.Errorf("%s: %s", answer, got)
 		}
+	}
+	// A client's own check quoting a value of the answer.
+	c := &Client{Provider: callsession.ProviderAuthentix}
+	if got := c.Malformed(fmt.Errorf("control status %q", "sent to +14155552671")).Error(); strings.Contains(got, "5552671") {
+		t.Errorf("a check's error: %s", got)
 	}
 }
