@@ -494,7 +494,7 @@ func TestEncodedReferenceIDReachesItsSession(t *testing.T) {
 	} {
 		t.Run(id, func(t *testing.T) {
 			mustStart(t, s, map[string]any{"referenceId": id, "phoneNumber": ukMobile, "provider": "authsignal"})
-			path := "/v1/sessions/" + url.QueryEscape(id) // QueryEscape: encodeURIComponent, spaces aside
+			path := "/v1/sessions/" + url.QueryEscape(id) // escapes what encodeURIComponent does, and !'()* too
 			r := s.Do(http.MethodGet, path, nil)
 			if r.Status != 200 || r.JSON(t)["referenceId"] != id {
 				t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
