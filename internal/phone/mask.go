@@ -11,9 +11,10 @@ import (
 )
 
 // Mask hides a number for logs: only its last four digits show, and the length does not.
-// A string with four digits or fewer is hidden entirely.
+// A string with four digits or fewer is hidden entirely. Of a tel: or sip: URI, as platforms
+// send callers, the number is masked, not the host's digits after it ("@10.0.0.1").
 func Mask(s string) string {
-	d := digitsOf(s)
+	d := digitsOf(uriUser(s))
 	if len(d) <= 4 {
 		return "***"
 	}

@@ -11,13 +11,15 @@ import (
 
 func TestMask(t *testing.T) {
 	for in, want := range map[string]string{
-		"+14155552671":        "***2671",
-		"+1 (415) 555-2671":   "***2671",
-		"tel:+44-7400-123456": "***3456",
-		"+1415555２６７１":        "***2671", // full-width digits count as digits
-		"123456":              "***3456",
-		"1234":                "***",
-		"":                    "***",
+		"+14155552671":                            "***2671",
+		"+1 (415) 555-2671":                       "***2671",
+		"tel:+44-7400-123456":                     "***3456",
+		"sip:+14155552671@10.0.0.1;user=phone":    "***2671", // not the host's digits
+		"<sip:+14155552671@carrier.example:5060>": "***2671",
+		"+1415555２６７１":                            "***2671", // full-width digits count as digits
+		"123456":                                  "***3456",
+		"1234":                                    "***",
+		"":                                        "***",
 	} {
 		if got := Mask(in); got != want {
 			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
