@@ -54,9 +54,11 @@ func isDomainChar(r rune) bool {
 // span is where a match lies in a text: [start, end).
 type span struct{ start, end int }
 
-// nextAddress is the first address in s that starts at from or after it, as the leftmost
-// match of a pattern would be: it begins as far back from its "@" as the local part goes,
-// but not before from. It tries each "@" once.
+// nextAddress is the local part and at sign of the first address in s that starts at from
+// or after it, as the leftmost match of a pattern would be: it begins as far back from its
+// "@" as the local part goes, but not before from, and a domain follows. It tries each "@"
+// once. The domain is not in the span: MaskText reads it as text, so a run of digits that
+// goes on past its end (or past a label cut at 63) is masked as one.
 func nextAddress(s string, from int) (span, bool) {
 	for i := from; i < len(s); {
 		j := strings.IndexAny(s[i:], "@＠")
@@ -73,8 +75,8 @@ func nextAddress(s string, from int) (span, bool) {
 			}
 			start -= size
 		}
-		if end := domainEnd(s, at+atLen); start < at && end > at+atLen {
-			return span{start, end}, true
+		if start < at && domainEnd(s, at+atLen) > at+atLen {
+			return span{start, at + atLen}, true
 		}
 		i = at + atLen
 	}
@@ -146,7 +148,7 @@ func MaskTextUpTo(s string, n int) string {
 		case hasAddr && (!hasRun || addr.start <= run.start):
 			m = addr
 			writeUpTo(&b, s[pos:m.start], n)
-			writeUpTo(&b, MaskEmail(s[m.start:m.end]), n)
+			writeUpTo(&b, hiddenLocalPart, n)
 		case hasRun:
 			m = run
 			writeUpTo(&b, s[pos:m.start], n) // holds no digit: every digit is in a run
@@ -197,6 +199,12 @@ func maskDigitRun(run string) string {
 	for len(groups) > 0 {
 		n, number := numberEnd(groups, plus)
 		part, digits := groups[:n], digitsIn(groups[:n])
+		if rest := len(digitsIn(groups[n:])); number && !plus && n > 1 && rest > 0 && rest < 4 {
+			// A national number in groups with a few digits after it: where it ends is a
+			// guess ("2026-12-02 482 913" would show 2482 and then 913, the code whole).
+			b.WriteString("***")
+			break
+		}
 		switch {
 		case number:
 			b.WriteString(Mask(digits))
@@ -325,5 +333,8 @@ func MaskEmail(email string) string {
 	if at <= 0 || at+sign == len(email) {
 		return "***"
 	}
-	return "***@" + digitRun.ReplaceAllStringFunc(email[at+sign:], maskDigitRun)
+	return hiddenLocalPart + MaskText(email[at+sign:])
 }
+
+// hiddenLocalPart is what shows of an address before its domain.
+const hiddenLocalPart = "***@"

@@ -86,11 +86,13 @@ func TestMaskText(t *testing.T) {
 		"415-555-2671-1234":        "***2671-***",
 		"123456 4155552671":        "***", // 16 digits: not one number
 		// a code after other digits: no number ends in a group of more than four
-		"1234 482913":        "***",
-		"2026-12-02 482913":  "***",
-		"error 40001 482913": "error ***",
-		"612345678 482913":   "***",
-		"07400 123456":       "***", // a UK mobile written so: hidden whole, the safe mistake
+		"1234 482913":             "***",
+		"2026-12-02 482913":       "***",
+		"error 40001 482913":      "error ***",
+		"612345678 482913":        "***",
+		"07400 123456":            "***",      // a UK mobile written so: hidden whole, the safe mistake
+		"sent 2026-12-02 482 913": "sent ***", // a number's end would be a guess: all hidden
+		"415 555 2671 12":         "***",
 
 		// invisible separators
 		"to 4\u200b1\u200b5\u200b5\u200b5\u200b5\u200b2\u200b6\u200b7\u200b1": "to ***2671", // zero-width space
@@ -143,7 +145,12 @@ func TestMaskTextEmail(t *testing.T) {
 		"a@b and c@d":             "***@b and ***@d",
 		"no address @ here":       "no address @ here",
 		"jane.doe＠example.com":    "***@example.com", // the full-width at sign
-		"@@a@b@":                  "@@***@b@",
+		// a run of digits that goes on past the domain's end, or past a label cut at 63
+		"x@b.123 456":                             "***@b.***",
+		"x@example.com.482 913":                   "***@example.com.***",
+		"x@" + strings.Repeat("a", 60) + "123456": "***@" + strings.Repeat("a", 60) + "***",
+		"x@a.b.c.d.e.f.g.h.i12.345":               "***@a.b.c.d.e.f.g.h.i***",
+		"@@a@b@":                                  "@@***@b@",
 		// the local part is at most 64 characters: what comes before is text
 		strings.Repeat("x", 70) + "@example.com": "xxxxxx***@example.com",
 	})
@@ -213,7 +220,7 @@ var fiveDigits = regexp.MustCompile(`\p{Nd}{5}`)
 // valid UTF-8 valid, and never panics.
 func FuzzMaskText(f *testing.F) {
 	for _, s := range []string{"+14155552671 123456", "to ＋１ ４１５ ５５５ ２６７１", "jane@4155552671.example",
-		"4,155,552,671", "code 12-34-56", "HTTP 503", "+44 (0) 20 7946 0018", "0044 7400 123456 1234"} {
+		"4,155,552,671", "code 12-34-56", "x@" + strings.Repeat("a", 60) + "123456", "HTTP 503", "+44 (0) 20 7946 0018", "0044 7400 123456 1234"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
