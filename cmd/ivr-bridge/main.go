@@ -144,12 +144,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 // unescaped /, ? or # would have moved part of it there; this is the log's own guard).
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
-		u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
-		if !strings.ContainsAny(u.Path, "@:") {
-			return u.Redacted()
+		if strings.Contains(raw, "#") || strings.ContainsAny(u.Path+u.RawQuery, "@:") {
+			return "(not shown: a password's /, ? or # may have cut it)"
 		}
-		u.Path, u.RawPath = "", ""
-		return u.Redacted() + "/(path not shown)"
+		u.RawQuery = ""
+		return u.Redacted()
 	}
 	return "(unparseable)"
 }

@@ -40,11 +40,11 @@ func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis://:hunter2@127.0.0.1:6379/0":        "redis://:xxxxx@127.0.0.1:6379/0",
 		"rediss://user:hunter2@redis.example/1":    "rediss://user:xxxxx@redis.example/1",
-		"redis://:s3cr@et#tail9@127.0.0.1:6379/0":  "redis://:xxxxx@et",
+		"redis://:s3cr@et#tail9@127.0.0.1:6379/0":  "(not shown: a password's /, ? or # may have cut it)",
 		"redis://127.0.0.1:6379/0":                 "redis://127.0.0.1:6379/0",
 		"redis://%zz":                              "(unparseable)",
-		"redis://:2024/hunter2@127.0.0.1:6379/0":   "redis://:2024/(path not shown)",
-		"redis://:2024?hunter2@127.0.0.1:6379/0":   "redis://:2024",
+		"redis://:2024/hunter2@127.0.0.1:6379/0":   "(not shown: a password's /, ? or # may have cut it)",
+		"redis://:2024?hunter2@127.0.0.1:6379/0":   "(not shown: a password's /, ? or # may have cut it)",
 		"redis://:pw@127.0.0.1:6379/0?pool_size=9": "redis://:xxxxx@127.0.0.1:6379/0",
 	} {
 		if got := redactURL(in); got != want {

@@ -192,7 +192,7 @@ func (c Config) validate() error {
 			return bad("REDIS_URL", "want redis://host:port/db or rediss://…")
 		}
 		if strings.Contains(c.RedisURL, "#") || strings.Contains(u.Path+u.RawQuery, "@") ||
-			!redisDBPath.MatchString(u.Path) || u.Hostname() == "" {
+			!redisDBPath.MatchString(u.Path) {
 			// A password with a /, ? or # unescaped ends the URL's authority there: the
 			// rest of it is read as the path, query or fragment, which are logged and
 			// quoted in the Redis client's errors.

@@ -135,7 +135,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 // password percent-encoded.
 func TestRedisURLs(t *testing.T) {
 	for _, u := range []string{"redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "rediss://user:p%2Fw%3F%23%40d@redis.example:6380/3",
-		"redis://:pw@[::1]:6379/0?pool_size=50"} {
+		"redis://:pw@[::1]:6379/0?pool_size=50", "redis://:6379/0", "redis://:pw@:6379"} { // no host: localhost
 		if _, err := Load(env(map[string]string{"REDIS_URL": u})); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}

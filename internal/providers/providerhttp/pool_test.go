@@ -163,9 +163,18 @@ func TestColdBurstProbesOverAtMostMaxDials(t *testing.T) {
 // (A server that closes each connection after its answer never tells its limit.)
 func TestDrainingConnectionsDoNotHoldBackDials(t *testing.T) {
 	release := make(chan struct{})
+	// No holding call is answered before all have arrived, each on a connection of its own:
+	// an answer that came before its GOAWAY would tell the origin's limit, and later calls
+	// would share connections about to drain.
+	var arrived atomic.Int64
+	allArrived := make(chan struct{})
 	p := newTLSProvider(t, assumedStreams, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if string(b) == `{"hold":1}` {
+			if arrived.Add(1) == maxDialsPerOrigin {
+				close(allArrived)
+			}
+			<-allArrived
 			w.Header().Set("Connection", "close") // net/http's HTTP/2 server: a GOAWAY
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
