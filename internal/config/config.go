@@ -186,6 +186,7 @@ func (c Config) validate() error {
 	if err := hostPorts(c.RedisSentinelAddrs); err != nil {
 		return bad("REDIS_SENTINEL_ADDRS", "%v", err)
 	}
+	urlTLS := false
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)
 		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
@@ -198,13 +199,10 @@ func (c Config) validate() error {
 			// quoted in the Redis client's errors.
 			return bad("REDIS_URL", "want redis://[user:password@]host:port/db, a password's /, ?, # and @ written %%2F, %%3F, %%23 and %%40")
 		}
+		urlTLS = u.Scheme == "rediss" // url.Parse lowers the scheme, as go-redis does
 	}
 	if err := hostPorts(c.RedisClusterAddrs); err != nil {
 		return bad("REDIS_CLUSTER_ADDRS", "%v", err)
-	}
-	urlTLS := false
-	if u, err := url.Parse(c.RedisURL); err == nil && c.RedisURL != "" {
-		urlTLS = u.Scheme == "rediss" // url.Parse lowers the scheme, as go-redis does
 	}
 	if c.RedisTLS && len(c.RedisClusterAddrs) == 0 && len(c.RedisSentinelAddrs) == 0 {
 		return bad("REDIS_TLS", "is for REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS; a REDIS_URL asks for TLS by its scheme, rediss://")
